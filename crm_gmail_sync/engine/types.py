@@ -1,0 +1,222 @@
+"""Plain dataclasses exchanged between the engine and its caller.
+
+Nothing here knows about Odoo: the Odoo layer turns these into records and
+back. Every structure is JSON-friendly through :func:`dataclasses.asdict` or
+the explicit ``to_json``/``from_json`` helpers of the cursor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+# Outcomes a message can have in a sync run.
+STORED = "stored"
+NOT_CUSTOMER = "not_customer"
+DUPLICATE = "duplicate"
+UNPARSEABLE = "unparseable"
+OUTCOMES = (STORED, NOT_CUSTOMER, DUPLICATE, UNPARSEABLE)
+
+PROTOCOL_IMAP = "imap"
+PROTOCOL_POP3 = "pop3"
+SECURITY_SSL = "ssl"
+SECURITY_STARTTLS = "starttls"
+SECURITY_NONE = "none"  # loopback tests only; never offered to users
+
+DIRECTION_RECEIVED = "received"
+DIRECTION_SENT = "sent"
+
+
+@dataclass
+class Account:
+    """How to reach one mailbox.
+
+    ``password`` is a password or Gmail app password; ``oauth_token`` an
+    OAuth2 access token used with SASL XOAUTH2 (takes precedence). ``owner_addresses``
+    are the owner's own addresses (normalised or not): mail from them is
+    *sent*, and they never make a message customer mail.
+    """
+
+    host: str
+    login: str
+    protocol: str = PROTOCOL_IMAP
+    port: int | None = None
+    security: str = SECURITY_SSL
+    password: str | None = None
+    oauth_token: str | None = None
+    owner_addresses: tuple[str, ...] = ()
+    ca_file: str | None = None
+    verify_tls: bool = True
+    timeout: float = 30.0
+
+    def __repr__(self) -> str:  # never print the secret
+        return (
+            f"Account(protocol={self.protocol!r}, host={self.host!r}, port={self.port!r}, "
+            f"security={self.security!r}, login={self.login!r})"
+        )
+
+
+@dataclass
+class Address:
+    """One participant: ``email`` normalised (see addresses.normalize_email), ``name`` decoded."""
+
+    email: str
+    name: str = ""
+
+
+@dataclass
+class Attachment:
+    filename: str
+    mimetype: str
+    content: bytes
+    inline: bool = False
+    content_id: str = ""
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    def __repr__(self) -> str:
+        return f"Attachment({self.filename!r}, {self.mimetype!r}, {self.size} bytes, inline={self.inline})"
+
+
+@dataclass
+class HeaderInfo:
+    """What the engine learns from a message's headers alone (header-first step)."""
+
+    folder: str
+    uid: str  # IMAP UID (as text) or POP3 UIDL
+    dedupe_key: str
+    message_id: str = ""
+    from_: list[Address] = field(default_factory=list)
+    to: list[Address] = field(default_factory=list)
+    cc: list[Address] = field(default_factory=list)
+    bcc: list[Address] = field(default_factory=list)
+    reply_to: list[Address] = field(default_factory=list)
+    subject: str = ""
+    date: dt.datetime | None = None
+    size: int = 0
+    gmail_msgid: str = ""
+    gmail_thrid: str = ""
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    direction: str = DIRECTION_RECEIVED
+
+    def participants(self, owner: frozenset[str] = frozenset()) -> set[str]:
+        """Normalised participant addresses other than the owner's.
+
+        From, To, Cc and Reply-To always count; Bcc only on the owner's own
+        sent mail (elsewhere a Bcc header is not the owner's business).
+        """
+        groups = [self.from_, self.to, self.cc, self.reply_to]
+        if self.direction == DIRECTION_SENT:
+            groups.append(self.bcc)
+        return {a.email for g in groups for a in g if a.email and a.email not in owner}
+
+
+@dataclass
+class ParsedMessage:
+    """A fully downloaded and parsed customer email."""
+
+    header: HeaderInfo
+    thread_key: str
+    participants: list[str] = field(default_factory=list)  # normalised, owner excluded
+    body_text: str = ""
+    body_html: str = ""  # raw HTML; the Odoo layer sanitises it
+    attachments: list[Attachment] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+
+    # Convenience pass-throughs so callers rarely reach into ``header``.
+    @property
+    def dedupe_key(self) -> str:
+        return self.header.dedupe_key
+
+
+@dataclass
+class Outcome:
+    """What happened to one message: one of :data:`OUTCOMES` and a reason."""
+
+    folder: str
+    uid: str
+    status: str
+    dedupe_key: str = ""
+    reason: str = ""
+
+
+@dataclass
+class FolderCursor:
+    """Per-folder progress.
+
+    IMAP: every UID in ``[low, high]`` inside the back-fill window has been
+    handled; ``backfill_done`` once nothing below ``low`` remains.
+    POP3: ``seen`` holds the UIDLs already handled.
+    """
+
+    uidvalidity: int = 0
+    high: int = 0
+    low: int = 0
+    backfill_done: bool = False
+    seen: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SyncState:
+    """The whole cursor of one mailbox: folder name → :class:`FolderCursor`."""
+
+    folders: dict[str, FolderCursor] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            name: {
+                "uidvalidity": c.uidvalidity,
+                "high": c.high,
+                "low": c.low,
+                "backfill_done": c.backfill_done,
+                "seen": list(c.seen),
+            }
+            for name, c in self.folders.items()
+        }
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> SyncState:
+        folders = {}
+        for name, c in (data or {}).items():
+            folders[name] = FolderCursor(
+                uidvalidity=int(c.get("uidvalidity", 0)),
+                high=int(c.get("high", 0)),
+                low=int(c.get("low", 0)),
+                backfill_done=bool(c.get("backfill_done", False)),
+                seen=list(c.get("seen", [])),
+            )
+        return cls(folders=folders)
+
+    def copy(self) -> SyncState:
+        return SyncState.from_json(self.to_json())
+
+
+@dataclass
+class Batch:
+    """One unit of work handed to the caller.
+
+    Store ``messages`` first, then persist ``state``: the state already
+    covers every message of this batch, so persisting it before storing
+    would lose mail and not persisting it after storing only means the
+    batch comes again and is reported as duplicates.
+    """
+
+    folder: str
+    messages: list[ParsedMessage]
+    outcomes: list[Outcome]
+    state: SyncState
+
+
+@dataclass
+class SyncReport:
+    """Counts of one sync run, per outcome."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    batches: int = 0
+
+    def add(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            self.counts[o.status] = self.counts.get(o.status, 0) + 1
