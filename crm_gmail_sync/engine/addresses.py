@@ -13,6 +13,16 @@ from .types import Address
 
 
 def _domain_to_unicode(domain: str) -> str:
+    """Canonical Unicode form of a domain: punycode decoded, IDNA nameprep applied.
+
+    Round-tripping through the IDNA codec makes ``münchen.de``,
+    ``MÜNCHEN.DE`` and ``xn--mnchen-3ya.de`` one value (and maps ``ß`` the way
+    IDNA 2003 resolvers do). Invalid IDNs fall back to per-label decoding.
+    """
+    try:
+        return domain.encode("idna").decode("idna")
+    except (UnicodeError, ValueError):
+        pass
     labels = []
     for label in domain.split("."):
         if label.startswith("xn--"):

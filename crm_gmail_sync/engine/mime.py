@@ -12,7 +12,7 @@ import datetime as dt
 import email
 import hashlib
 import re
-from email.header import decode_header
+from email.header import Header, decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
@@ -80,7 +80,7 @@ def decode_header_value(value) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):  # email.header.Header
-        value = str(value)
+        value = _raw_text(value)
     if any("\udc80" <= ch <= "\udcff" for ch in value):  # raw 8-bit bytes
         value = decode_bytes(value.encode("ascii", "surrogateescape"))
     if "=?" not in value:
@@ -135,11 +135,26 @@ def parse_headers(
     return _header_info(msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallback_date)
 
 
+def _raw_text(value) -> str:
+    """A header value as text; raw 8-bit bytes (compat32 wraps them in a Header) decoded."""
+    if isinstance(value, Header):
+        return "".join(
+            decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk
+            for chunk, charset in decode_header(value)
+        )
+    return str(value)
+
+
 def _all(msg: Message, name: str) -> list[str]:
     try:
-        return [str(v) for v in (msg.get_all(name) or [])]
+        return [_raw_text(v) for v in (msg.get_all(name) or [])]
     except Exception:  # noqa: BLE001
         return []
+
+
+def _one(msg: Message, name: str) -> str:
+    values = _all(msg, name)
+    return values[0] if values else ""
 
 
 def _header_info(msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallback_date):
@@ -147,9 +162,9 @@ def _header_info(msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallba
         return parse_addresses(_all(msg, name), decode=decode_header_value)
 
     from_ = addrs("from")
-    message_id = clean_msgid(msg.get("message-id", ""))
+    message_id = clean_msgid(_one(msg, "message-id"))
     references = parse_msgids(" ".join(_all(msg, "references")))
-    in_reply_to = (parse_msgids(msg.get("in-reply-to", "")) or [""])[0]
+    in_reply_to = (parse_msgids(_one(msg, "in-reply-to")) or [""])[0]
     info = HeaderInfo(
         folder=folder,
         uid=str(uid),
@@ -160,8 +175,8 @@ def _header_info(msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallba
         cc=addrs("cc"),
         bcc=addrs("bcc"),
         reply_to=addrs("reply-to"),
-        subject=decode_header_value(msg.get("subject", "")),
-        date=parse_date(msg.get("date")) or fallback_date,
+        subject=decode_header_value(_one(msg, "subject")),
+        date=parse_date(_one(msg, "date")) or fallback_date,
         size=size,
         gmail_msgid=gmail_msgid or "",
         gmail_thrid=gmail_thrid or "",
