@@ -1,0 +1,601 @@
+import datetime as dt
+import json
+import logging
+
+from odoo import api, fields, models
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.modules import module as odoo_module
+from odoo.tools import SQL, html2plaintext, plaintext2html
+
+from ..engine import (
+    AuthError,
+    NetworkError,
+    Options,
+    SyncError,
+    SyncState,
+    check_connection,
+    normalize_email,
+    normalize_set,
+    sync_mailbox,
+)
+from ..engine import errors as engine_errors
+from ..engine.connection import GMAIL_PRESETS
+from ..engine.types import (
+    DIRECTION_SENT,
+    OUTCOMES,
+    PROTOCOL_IMAP,
+    PROTOCOL_POP3,
+    SECURITY_NONE,
+    SECURITY_SSL,
+    SECURITY_STARTTLS,
+    Account,
+)
+from .res_groups import GROUP_SEAT
+
+_logger = logging.getLogger(__name__)
+
+PARAM_SINCE_DAYS = "crm_gmail_sync.since_days"
+PARAM_BATCH_SIZE = "crm_gmail_sync.batch_size"
+PREVIEW_LENGTH = 200
+LOCK_NAMESPACE = 0x6D61696C  # "mail": pg advisory lock namespace of mailbox syncs
+# Fields whose change means "try again": a corrected password resumes fetching.
+CONNECTION_FIELDS = {
+    "provider",
+    "host",
+    "port",
+    "security",
+    "login",
+    "password",
+    "oauth_token",
+    "ca_file",
+    "email",
+}
+
+
+class CrmGmailMailbox(models.Model):
+    _name = "crm.gmail.mailbox"
+    _description = "Gmail / IMAP mailbox"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "active desc, user_id, id desc"
+    _rec_name = "email"
+
+    # ------------------------------------------------------------ fields
+    user_id = fields.Many2one(
+        "res.users",
+        string="Owner",
+        required=True,
+        index=True,
+        ondelete="cascade",
+        default=lambda self: self.env.user,
+        domain=lambda self: [("groups_id", "in", self.env.ref(GROUP_SEAT).ids)],
+    )
+    active = fields.Boolean(default=True)
+    email = fields.Char(string="Email address", required=True)
+    provider = fields.Selection(
+        [
+            ("gmail", "Gmail / Google Workspace"),
+            ("imap", "Other IMAP server"),
+            ("pop3", "POP3 server"),
+        ],
+        required=True,
+        default="gmail",
+    )
+    host = fields.Char(string="Server")
+    port = fields.Integer()
+    security = fields.Selection(
+        [(SECURITY_SSL, "SSL/TLS"), (SECURITY_STARTTLS, "STARTTLS")],
+        required=True,
+        default=SECURITY_SSL,
+    )
+    login = fields.Char()
+    password = fields.Char(
+        string="Password",
+        copy=False,
+        help="The mailbox password; for Gmail an app password.",
+    )
+    oauth_token = fields.Char(string="OAuth2 access token", copy=False)
+    ca_file = fields.Char(
+        string="CA certificate file",
+        groups="base.group_system",
+        help="Path of a PEM file with the certificate authority of a self-hosted server.",
+    )
+    smtp_host = fields.Char(string="SMTP server")
+    smtp_port = fields.Integer(string="SMTP port")
+    smtp_security = fields.Selection(
+        [(SECURITY_SSL, "SSL/TLS"), (SECURITY_STARTTLS, "STARTTLS")],
+        string="SMTP security",
+        default=SECURITY_SSL,
+    )
+    visibility = fields.Selection(
+        [("private", "Private"), ("shared", "Shared")],
+        required=True,
+        default="private",
+        help="Private: nobody else sees the emails of this mailbox. Shared: others see an "
+        "email when you enable \"Share my emails\" on a lead, contact or deal it is linked to.",
+    )
+    state = fields.Selection(
+        [("draft", "Not connected"), ("connected", "Connected"), ("error", "Error")],
+        required=True,
+        default="draft",
+        readonly=True,
+        copy=False,
+    )
+    last_error = fields.Text(readonly=True, copy=False)
+    last_error_kind = fields.Char(readonly=True, copy=False)
+    last_error_date = fields.Datetime(string="Last error on", readonly=True, copy=False)
+    last_sync_date = fields.Datetime(string="Last sync", readonly=True, copy=False)
+    sync_state = fields.Text(string="Sync cursor", readonly=True, copy=False)
+    count_stored = fields.Integer(string="Stored", readonly=True, copy=False)
+    count_not_customer = fields.Integer(string="Not customer mail", readonly=True, copy=False)
+    count_duplicate = fields.Integer(string="Duplicates", readonly=True, copy=False)
+    count_unparseable = fields.Integer(string="Unparseable", readonly=True, copy=False)
+    message_count = fields.Integer(string="Emails", compute="_compute_message_count")
+
+    def init(self):
+        # One active mailbox per user, enforced by the database as well.
+        self.env.cr.execute(
+            """CREATE UNIQUE INDEX IF NOT EXISTS crm_gmail_mailbox_one_active_per_user
+                   ON crm_gmail_mailbox (user_id) WHERE active"""
+        )
+
+    # ------------------------------------------------------------ compute
+    def _compute_message_count(self):
+        data = self.env["crm.gmail.message"]._read_group(
+            [("mailbox_id", "in", self.ids)], ["mailbox_id"], ["__count"]
+        )
+        counts = {mailbox.id: count for mailbox, count in data}
+        for mailbox in self:
+            mailbox.message_count = counts.get(mailbox.id, 0)
+
+    # ------------------------------------------------------------ constraints
+    @api.constrains("user_id", "active")
+    def _check_one_active_per_user(self):
+        for mailbox in self.filtered("active"):
+            others = self.with_context(active_test=True).sudo().search_count(
+                [("user_id", "=", mailbox.user_id.id), ("id", "!=", mailbox.id)]
+            )
+            if others:
+                raise ValidationError(
+                    self.env._(
+                        "%(user)s already has an active mailbox: archive it before adding "
+                        "another one.",
+                        user=mailbox.user_id.name,
+                    )
+                )
+            if not mailbox.user_id._has_group(GROUP_SEAT):
+                raise ValidationError(
+                    self.env._(
+                        "%(user)s has no Mail add-on seat: a mailbox can only be configured "
+                        "for a user with a seat.",
+                        user=mailbox.user_id.name,
+                    )
+                )
+
+    @api.constrains("email")
+    def _check_email(self):
+        for mailbox in self:
+            if not normalize_email(mailbox.email):
+                raise ValidationError(
+                    self.env._("%(email)s is not a valid email address.", email=mailbox.email)
+                )
+
+    # ------------------------------------------------------------ onchange
+    @api.onchange("provider")
+    def _onchange_provider(self):
+        if self.provider == "gmail":
+            preset = GMAIL_PRESETS[PROTOCOL_IMAP]
+            smtp = GMAIL_PRESETS["smtp"]
+            self.host, self.port, self.security = preset["host"], preset["port"], preset["security"]
+            self.smtp_host, self.smtp_port = smtp["host"], smtp["port"]
+            self.smtp_security = smtp["security"]
+        elif self.provider == "pop3" and (not self.port or self.port in (993, 143)):
+            self.port = 995 if self.security == SECURITY_SSL else 110
+
+    @api.onchange("email")
+    def _onchange_email(self):
+        if self.email and not self.login:
+            self.login = self.email.strip()
+
+    # ------------------------------------------------------------ CRUD
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            if vals.get("provider", "gmail") == "gmail":
+                preset = GMAIL_PRESETS[PROTOCOL_IMAP]
+                vals.setdefault("host", preset["host"])
+                vals.setdefault("port", preset["port"])
+                vals.setdefault("smtp_host", GMAIL_PRESETS["smtp"]["host"])
+                vals.setdefault("smtp_port", GMAIL_PRESETS["smtp"]["port"])
+            if vals.get("email") and not vals.get("login"):
+                vals["login"] = vals["email"].strip()
+        return super(CrmGmailMailbox, self.with_context(mail_create_nolog=True)).create(vals_list)
+
+    def write(self, vals):
+        if CONNECTION_FIELDS & set(vals) and "state" not in vals:
+            # New credentials or server: clear the error so the next run retries and
+            # resumes from the stored cursor.
+            vals = dict(vals, state="draft", last_error=False, last_error_kind=False)
+        return super().write(vals)
+
+    # ------------------------------------------------------------ actions
+    @api.model
+    def action_open_my_mailbox(self):
+        mailbox = self.search([("user_id", "=", self.env.uid)], limit=1)
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("My mailbox"),
+            "res_model": self._name,
+            "view_mode": "form",
+            "res_id": mailbox.id,
+            "target": "current",
+        }
+
+    def action_test_connection(self):
+        self.ensure_one()
+        self._check_seat()
+        try:
+            info = check_connection(self._engine_account())
+        except SyncError as exc:
+            self._set_error(exc)
+            return self._notification(self.last_error, "danger")
+        self.write({"state": "connected", "last_error": False, "last_error_kind": False})
+        folders = ", ".join(info.get("folders") or [])
+        return self._notification(
+            self.env._("Connection successful. Folders to sync: %(folders)s", folders=folders),
+            "success",
+        )
+
+    def action_sync_now(self):
+        self.ensure_one()
+        self._check_seat()
+        self.sudo()._sync_one()
+        if self.state == "error":
+            return self._notification(self.last_error, "danger")
+        return self._notification(
+            self.env._(
+                "Sync finished: %(stored)s emails stored so far.", stored=self.count_stored
+            ),
+            "success",
+        )
+
+    def _notification(self, message, kind):
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"message": message, "type": kind, "sticky": kind == "danger",
+                       "next": {"type": "ir.actions.client", "tag": "soft_reload"}},
+        }
+
+    def _check_seat(self):
+        for mailbox in self:
+            if not mailbox.user_id._has_group(GROUP_SEAT) or (
+                self.env.uid != mailbox.user_id.id
+                and not self.env.user._is_system()
+                and not self.env.su
+            ):
+                raise AccessError(
+                    self.env._(
+                        "Only a user with a Mail add-on seat can connect and sync their mailbox."
+                    )
+                )
+
+    # ------------------------------------------------------------ engine mapping
+    def _engine_account(self):
+        self.ensure_one()
+        mailbox = self.sudo()
+        protocol = PROTOCOL_POP3 if mailbox.provider == "pop3" else PROTOCOL_IMAP
+        owner = [mailbox.email, mailbox.login, mailbox.user_id.email]
+        return Account(
+            host=(mailbox.host or "").strip(),
+            login=(mailbox.login or mailbox.email or "").strip(),
+            protocol=protocol,
+            port=mailbox.port or None,
+            security=mailbox.security or SECURITY_SSL,
+            password=mailbox.password or None,
+            oauth_token=mailbox.oauth_token or None,
+            owner_addresses=tuple(a for a in owner if a),
+            ca_file=mailbox.ca_file or None,
+            timeout=30.0,
+        )
+
+    def _error_text(self, exc):
+        """A translated, user-facing text for an engine error (in the owner's language)."""
+        env = self.with_context(lang=self.user_id.lang or self.env.lang).env
+        texts = {
+            engine_errors.AUTH: env._(
+                "The server refused the login: check the address, the password (for Gmail "
+                "an app password) or the access token."
+            ),
+            engine_errors.DISABLED: env._(
+                "The account does not allow IMAP/POP access: enable it in the mailbox's "
+                "settings (Gmail: Settings > Forwarding and POP/IMAP)."
+            ),
+            engine_errors.TLS: env._(
+                "A secure connection could not be established: the server's certificate is "
+                "not trusted or does not match the host name."
+            ),
+            engine_errors.NETWORK: env._(
+                "The mail server could not be reached or dropped the connection."
+            ),
+            engine_errors.PROTOCOL: env._(
+                "The mail server answered in a way this mailbox cannot use."
+            ),
+        }
+        text = texts.get(exc.kind, texts[engine_errors.PROTOCOL])
+        if exc.server_text:
+            text += "\n" + env._("Server said: %(text)s", text=exc.server_text)
+        return text
+
+    def _set_error(self, exc):
+        """Record an engine error; tell the owner when the mailbox stops fetching."""
+        self.ensure_one()
+        stops = isinstance(exc, AuthError)
+        was_error = self.state == "error"
+        vals = {
+            "last_error": self._error_text(exc),
+            "last_error_kind": exc.kind,
+            "last_error_date": fields.Datetime.now(),
+        }
+        if stops or not isinstance(exc, NetworkError):
+            vals["state"] = "error"
+        self.sudo().write(vals)
+        if stops and not was_error:
+            self._notify_owner_error()
+
+    def _notify_owner_error(self):
+        mailbox = self.sudo()
+        env = mailbox.with_context(lang=mailbox.user_id.lang or self.env.lang).env
+        mailbox.with_context(mail_activity_quick_update=True).activity_schedule(
+            "mail.mail_activity_data_warning",
+            user_id=mailbox.user_id.id,
+            summary=env._("Your mailbox stopped syncing"),
+            note=plaintext2html(
+                env._(
+                    "Fetching %(email)s failed: %(error)s\nEnter the new password (or app "
+                    "password) on your mailbox: syncing resumes where it stopped.",
+                    email=mailbox.email,
+                    error=mailbox.last_error,
+                )
+            ),
+        )
+
+    # ------------------------------------------------------------ sync
+    @api.model
+    def _fetchable_domain(self):
+        seat = self.env.ref(GROUP_SEAT)
+        return [
+            ("active", "=", True),
+            ("user_id.active", "=", True),
+            ("user_id.groups_id", "in", seat.ids),
+            ("host", "!=", False),
+            "|",
+            ("state", "!=", "error"),
+            ("last_error_kind", "not in", [engine_errors.AUTH, engine_errors.DISABLED]),
+        ]
+
+    @api.model
+    def _cron_fetch(self):
+        """Fetch every mailbox of an active, licensed user, each in its own transaction."""
+        in_test = bool(odoo_module.current_test)
+
+        def commit():
+            # The cron entry point commits after every stored batch and every mailbox:
+            # one broken mailbox or a crash must not roll back the mail already stored
+            # (fetchmail commits per message for the same reason). Tests run in one
+            # transaction and must not commit.
+            if not in_test:
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+
+        mailboxes = self.sudo().search(self._fetchable_domain())
+        for mailbox in mailboxes:
+            try:
+                mailbox._sync_one(commit=commit)
+            except Exception:
+                _logger.exception("crm_gmail_sync: mailbox %s: unexpected failure", mailbox.id)
+                if in_test:
+                    raise
+                self.env.cr.rollback()  # pylint: disable=invalid-commit
+            commit()
+
+    def _sync_one(self, commit=None):
+        """Run the engine on this mailbox and store what it yields, batch by batch.
+
+        ``commit`` (cron only) is called after each stored batch and its cursor.
+        """
+        self.ensure_one()
+        mailbox = self.sudo()
+        if not mailbox.active or not mailbox.user_id._has_group(GROUP_SEAT):
+            return False
+        if not mailbox._try_lock():
+            _logger.info("crm_gmail_sync: mailbox %s is already syncing", mailbox.id)
+            return False
+        return mailbox._sync_locked(commit)
+
+    def _try_lock(self):
+        """Keep "Sync now" and the cron from storing the same mailbox at the same time.
+
+        A transaction-level advisory lock: taken again after every commit.
+        """
+        self.env.cr.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, self.id]
+        )
+        return self.env.cr.fetchone()[0]
+
+    def _sync_locked(self, commit):
+        mailbox = self
+        cr = self.env.cr
+        account = mailbox._engine_account()
+        state = SyncState.from_json(json.loads(mailbox.sync_state or "{}"))
+        options = Options(
+            since_days=int(self.env["ir.config_parameter"].sudo().get_param(PARAM_SINCE_DAYS, 90)),
+            batch_size=int(self.env["ir.config_parameter"].sudo().get_param(PARAM_BATCH_SIZE, 200)),
+        )
+        owner = normalize_set(account.owner_addresses)
+        try:
+            for batch in sync_mailbox(
+                account, state, mailbox._customer_filter, mailbox._known_keys, options
+            ):
+                with cr.savepoint():
+                    mailbox._store_batch(batch, owner)
+                if commit:
+                    commit()
+                    if not mailbox._try_lock():
+                        return False
+        except SyncError as exc:
+            _logger.warning(
+                "crm_gmail_sync: mailbox %s: %s: %s", mailbox.id, exc.kind, exc.message
+            )
+            mailbox._set_error(exc)
+            return False
+        vals = {"last_sync_date": fields.Datetime.now()}
+        if mailbox.state != "connected":
+            vals.update(state="connected", last_error=False, last_error_kind=False)
+        mailbox.write(vals)
+        return True
+
+    def _customer_filter(self, addresses):
+        """The addresses among ``addresses`` that belong to a lead, deal or contact.
+
+        One query per header batch. Partners of internal users and of companies are
+        colleagues, not customers.
+        """
+        if not addresses:
+            return set()
+        keys = list(addresses)
+        self.env["crm.lead"].flush_model(["gmail_email_key", "active"])
+        self.env["res.partner"].flush_model(["gmail_email_key", "active"])
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT l.gmail_email_key FROM crm_lead l
+                    WHERE l.gmail_email_key = ANY(%(keys)s) AND l.active
+                   UNION
+                   SELECT p.gmail_email_key FROM res_partner p
+                    WHERE p.gmail_email_key = ANY(%(keys)s) AND p.active
+                      AND NOT EXISTS (SELECT 1 FROM res_users u
+                                       WHERE u.partner_id = p.id AND NOT u.share)
+                      AND NOT EXISTS (SELECT 1 FROM res_company c WHERE c.partner_id = p.id)""",
+                keys=keys,
+            )
+        )
+        return {row[0] for row in rows}
+
+    def _known_keys(self, keys):
+        if not keys:
+            return set()
+        self.env["crm.gmail.message"].flush_model(["dedupe_key", "mailbox_id"])
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT dedupe_key FROM crm_gmail_message
+                    WHERE mailbox_id = %s AND dedupe_key = ANY(%s)""",
+                self.id,
+                list(keys),
+            )
+        )
+        return {row[0] for row in rows}
+
+    def _store_batch(self, batch, owner):
+        """Create the batch's messages, participants and attachments; then save the cursor."""
+        self.ensure_one()
+        Message = self.env["crm.gmail.message"].sudo()
+        messages = Message.browse()
+        if batch.messages:
+            vals_list = [self._message_vals(msg) for msg in batch.messages]
+            messages = Message.create(vals_list)
+            address_vals, attachment_vals = [], []
+            for record, msg in zip(messages, batch.messages):
+                address_vals += self._address_vals(record, msg, owner)
+                for att in msg.attachments:
+                    attachment_vals.append(
+                        {
+                            "name": att.filename or "attachment",
+                            "raw": att.content,
+                            "mimetype": att.mimetype,
+                            "res_model": Message._name,
+                            "res_id": record.id,
+                            "description": att.content_id or False,
+                        }
+                    )
+            self.env["crm.gmail.message.address"].sudo().create(address_vals)
+            if attachment_vals:
+                self.env["ir.attachment"].sudo().create(attachment_vals)
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for outcome in batch.outcomes:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        self.write(
+            {
+                "sync_state": json.dumps(batch.state.to_json(), sort_keys=True),
+                "count_stored": self.count_stored + counts["stored"],
+                "count_not_customer": self.count_not_customer + counts["not_customer"],
+                "count_duplicate": self.count_duplicate + counts["duplicate"],
+                "count_unparseable": self.count_unparseable + counts["unparseable"],
+            }
+        )
+        for outcome in batch.outcomes:
+            if outcome.status == "unparseable":
+                _logger.info(
+                    "crm_gmail_sync: mailbox %s: %s/%s unparseable: %s",
+                    self.id, outcome.folder, outcome.uid, outcome.reason,
+                )
+        return messages
+
+    def _message_vals(self, msg):
+        head = msg.header
+        date = head.date
+        if date is not None:
+            if date.tzinfo is not None:
+                date = date.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        text = msg.body_text or (html2plaintext(msg.body_html) if msg.body_html else "")
+        body = msg.body_html or (plaintext2html(msg.body_text) if msg.body_text else False)
+        return {
+            "mailbox_id": self.id,
+            "owner_id": self.user_id.id,
+            "dedupe_key": head.dedupe_key,
+            "direction": "sent" if head.direction == DIRECTION_SENT else "received",
+            "email_from": _format(head.from_),
+            "email_to": _format(head.to),
+            "email_cc": _format(head.cc),
+            "email_reply_to": _format(head.reply_to),
+            "date": date or fields.Datetime.now(),
+            "subject": head.subject or False,
+            "body_html": body,
+            "preview": " ".join(text.split())[:PREVIEW_LENGTH] or False,
+            "thread_key": msg.thread_key or False,
+            "message_id_header": head.message_id or False,
+            "in_reply_to": head.in_reply_to or False,
+            "references": " ".join(head.references) or False,
+            "gmail_msgid": head.gmail_msgid or False,
+            "gmail_thrid": head.gmail_thrid or False,
+            "folder": head.folder or False,
+            "server_uid": head.uid or False,
+            "size": head.size or 0,
+        }
+
+    def _address_vals(self, record, msg, owner):
+        head = msg.header
+        participants = set(msg.participants)
+        roles = [("from", head.from_), ("to", head.to), ("cc", head.cc), ("reply_to", head.reply_to)]
+        if head.direction == DIRECTION_SENT:
+            roles.append(("bcc", head.bcc))
+        seen, out = set(), []
+        for role, addresses in roles:
+            for address in addresses:
+                email = address.email
+                if email in seen or email in owner or email not in participants:
+                    continue
+                seen.add(email)
+                out.append(
+                    {"message_id": record.id, "email": email, "name": address.name or False,
+                     "role": role}
+                )
+        return out
+
+
+def _format(addresses):
+    parts = []
+    for address in addresses:
+        if address.name:
+            name = address.name.replace('"', "'")
+            parts.append(f'"{name}" <{address.email}>')
+        else:
+            parts.append(address.email)
+    return ", ".join(parts) or False

@@ -1,0 +1,225 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import SQL
+
+from .res_groups import GROUP_SEAT
+
+PARAM_ADMIN_READS_ALL = "crm_gmail_sync.admin_reads_all"
+
+
+class CrmGmailMessage(models.Model):
+    """One synced customer email, stored once per mailbox."""
+
+    _name = "crm.gmail.message"
+    _description = "Synced email"
+    _order = "date desc, id desc"
+    _rec_name = "subject"
+
+    # ------------------------------------------------------------ fields
+    mailbox_id = fields.Many2one(
+        "crm.gmail.mailbox", string="Mailbox", required=True, index=True, ondelete="cascade",
+        readonly=True,
+    )
+    owner_id = fields.Many2one(
+        "res.users", string="Owner", required=True, index=True, ondelete="cascade",
+        readonly=True,
+    )
+    visibility = fields.Selection(related="mailbox_id.visibility", string="Mailbox visibility")
+    direction = fields.Selection(
+        [("received", "Received"), ("sent", "Sent")], required=True, default="received",
+        readonly=True,
+    )
+    email_from = fields.Char(string="From", readonly=True)
+    email_to = fields.Char(string="To", readonly=True)
+    email_cc = fields.Char(string="Cc", readonly=True)
+    email_reply_to = fields.Char(string="Reply-To", readonly=True)
+    email_bcc = fields.Char(
+        string="Bcc", compute="_compute_email_bcc",
+        help="Shown to the mailbox owner only.",
+    )
+    date = fields.Datetime(required=True, index=True, readonly=True)
+    subject = fields.Char(readonly=True)
+    body_html = fields.Html(string="Body", readonly=True, sanitize=True)
+    preview = fields.Char(readonly=True)
+    thread_key = fields.Char(index=True, readonly=True)
+    message_id_header = fields.Char(string="Message-ID", index=True, readonly=True)
+    in_reply_to = fields.Char(string="In-Reply-To", readonly=True)
+    references = fields.Text(readonly=True)
+    gmail_msgid = fields.Char(string="Gmail message id", readonly=True)
+    gmail_thrid = fields.Char(string="Gmail thread id", readonly=True)
+    dedupe_key = fields.Char(required=True, readonly=True)
+    folder = fields.Char(readonly=True)
+    server_uid = fields.Char(string="Server UID", readonly=True)
+    size = fields.Integer(readonly=True)
+    address_ids = fields.One2many(
+        "crm.gmail.message.address", "message_id", string="Participants", readonly=True
+    )
+    attachment_ids = fields.One2many(
+        "ir.attachment", "res_id", string="Attachments", readonly=True,
+        domain=[("res_model", "=", "crm.gmail.message")],
+    )
+    attachment_count = fields.Integer(compute="_compute_attachment_count")
+    is_accessible = fields.Boolean(
+        string="Readable by me", compute="_compute_is_accessible",
+        search="_search_is_accessible",
+        help="Technical: the visibility rule of synced emails, used by the record rule.",
+    )
+
+    _sql_constraints = [
+        (
+            "dedupe_key_mailbox_uniq",
+            "unique(mailbox_id, dedupe_key)",
+            "An email is stored only once per mailbox.",
+        ),
+    ]
+
+    # ------------------------------------------------------------ compute
+    @api.depends("address_ids.role", "address_ids.email")
+    @api.depends_context("uid")
+    def _compute_email_bcc(self):
+        for message in self:
+            if message.owner_id.id != self.env.uid:
+                message.email_bcc = False
+                continue
+            bcc = message.sudo().address_ids.filtered(lambda a: a.role == "bcc")
+            message.email_bcc = ", ".join(bcc.mapped("email")) or False
+
+    def _compute_attachment_count(self):
+        data = self.env["ir.attachment"]._read_group(
+            [("res_model", "=", self._name), ("res_id", "in", self.ids)], ["res_id"], ["__count"]
+        )
+        counts = dict(data)
+        for message in self:
+            message.attachment_count = counts.get(message.id, 0)
+
+    @api.depends_context("uid")
+    def _compute_is_accessible(self):
+        visible = set(self.search([("id", "in", self.ids)])._ids) if self.ids else set()
+        for message in self:
+            message.is_accessible = message.id in visible
+
+    def _search_is_accessible(self, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise UserError(self.env._("Unsupported search on %(field)s.", field="is_accessible"))
+        positive = (operator == "=") == value
+        return [("id", "in" if positive else "not in", self._accessible_sql())]
+
+    # ------------------------------------------------------------ business
+    @api.model
+    def _accessible_sql(self):
+        """SQL selecting the ids of the emails the current user may read.
+
+        - only emails of an active mailbox whose owner is active and holds a seat;
+        - the owner reads them all;
+        - anybody else reads an email of a *shared* mailbox when its owner shared a
+          lead/deal/contact whose *current* address is among its participants (a deal:
+          its own address or its main contact's); Bcc never links for others;
+        - Settings admins follow the same rule unless ``crm_gmail_sync.admin_reads_all``.
+        """
+        seat = self.env.ref(GROUP_SEAT)
+        uid = self.env.uid
+        readable_mailboxes = SQL(
+            """SELECT b.id FROM crm_gmail_mailbox b
+                 JOIN res_users u ON u.id = b.user_id AND u.active
+                WHERE b.active
+                  AND EXISTS (SELECT 1 FROM res_groups_users_rel r
+                               WHERE r.uid = b.user_id AND r.gid = %s)""",
+            seat.id,
+        )
+        user = self.env["res.users"].browse(uid)
+        if user._is_system() and self.env["ir.config_parameter"].sudo().get_param(
+            PARAM_ADMIN_READS_ALL
+        ) in ("1", "True", "true"):
+            return SQL(
+                "SELECT m.id FROM crm_gmail_message m WHERE m.mailbox_id IN (%s)",
+                readable_mailboxes,
+            )
+        return SQL(
+            """SELECT m.id FROM crm_gmail_message m
+                WHERE m.mailbox_id IN (%(mailboxes)s)
+                  AND (m.owner_id = %(uid)s OR m.id IN (%(shared)s))""",
+            mailboxes=readable_mailboxes,
+            uid=uid,
+            shared=self._shared_sql(),
+        )
+
+    @api.model
+    def _share_keys_sql(self):
+        """SQL ``(user_id, email)``: the current addresses each owner shared mail of."""
+        return SQL(
+            """SELECT s.user_id, l.gmail_email_key AS email
+                 FROM crm_gmail_share s JOIN crm_lead l ON l.id = s.lead_id
+                WHERE l.gmail_email_key IS NOT NULL
+               UNION
+               SELECT s.user_id, p.gmail_email_key
+                 FROM crm_gmail_share s JOIN crm_lead l ON l.id = s.lead_id
+                 JOIN res_partner p ON p.id = l.partner_id
+                WHERE l.type = 'opportunity' AND p.gmail_email_key IS NOT NULL
+               UNION
+               SELECT s.user_id, p.gmail_email_key
+                 FROM crm_gmail_share s JOIN res_partner p ON p.id = s.partner_id
+                WHERE p.gmail_email_key IS NOT NULL"""
+        )
+
+    @api.model
+    def _shared_sql(self):
+        return SQL(
+            """SELECT a.message_id
+                 FROM (%s) k
+                 JOIN crm_gmail_message_address a ON a.email = k.email AND a.role != 'bcc'
+                 JOIN crm_gmail_message sm ON sm.id = a.message_id AND sm.owner_id = k.user_id
+                 JOIN crm_gmail_mailbox sb ON sb.id = sm.mailbox_id AND sb.visibility = 'shared'""",
+            self._share_keys_sql(),
+        )
+
+    @api.model
+    def _ids_by_address(self, keys):
+        """``({address: [message ids]}, {message id: rank})`` of the readable emails
+        with these participants, rank 0 being the newest.
+
+        One query for any number of addresses; the record rules of the current user
+        apply. Bcc counts only for the owner.
+        """
+        keys = [k for k in set(keys) if k]
+        if not keys:
+            return {}, {}
+        self.env["crm.gmail.message.address"].flush_model()
+        self.flush_model(["date", "owner_id"])
+        visible = self._search([])
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT a.email, m.id FROM crm_gmail_message_address a
+                     JOIN crm_gmail_message m ON m.id = a.message_id
+                    WHERE a.email = ANY(%(keys)s)
+                      AND (a.role != 'bcc' OR m.owner_id = %(uid)s)
+                      AND m.id IN (%(visible)s)
+                 ORDER BY m.date DESC, m.id DESC""",
+                keys=keys,
+                uid=self.env.uid,
+                visible=visible.subselect(),
+            )
+        )
+        out, rank = {}, {}
+        for email, message_id in rows:
+            out.setdefault(email, []).append(message_id)
+            rank.setdefault(message_id, len(rank))
+        return out, rank
+
+    @api.model
+    def _search_linked(self, model, operator, value):
+        """Search ``crm.lead``/``res.partner`` by their linked emails (``in`` ids only)."""
+        if operator not in ("in", "=") or value is False:
+            raise UserError(self.env._("Unsupported search on the linked emails."))
+        ids = [value] if isinstance(value, int) else list(value)
+        messages = self.browse(ids).exists()
+        messages = self.search([("id", "in", messages.ids)])
+        keys = set(messages.sudo().address_ids.mapped("email"))
+        if model == "crm.lead":
+            return [
+                "|",
+                ("gmail_email_key", "in", list(keys)),
+                "&",
+                ("type", "=", "opportunity"),
+                ("partner_id.gmail_email_key", "in", list(keys)),
+            ]
+        return [("gmail_email_key", "in", list(keys))]
