@@ -6,6 +6,7 @@ addresses of leads and contacts, so that linking compares like with like.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from email.utils import getaddresses
 
@@ -68,6 +69,7 @@ def parse_addresses(values: list[str] | str | None, decode=None) -> list[Address
 
     ``decode`` turns a raw display name into text (RFC 2047); invalid
     entries are dropped, duplicates kept once, order preserved. Never raises.
+    Results are cached per header value: correspondents repeat.
 
     >>> parse_addresses("Ann <ANN@x.io>, bob@y.io, ann@x.io")
     [Address(email='ann@x.io', name='Ann'), Address(email='bob@y.io', name='')]
@@ -76,20 +78,29 @@ def parse_addresses(values: list[str] | str | None, decode=None) -> list[Address
         return []
     if isinstance(values, str):
         values = [values]
+    out, seen = [], set()
+    for value in values:
+        for address in _parse_value(str(value), decode):
+            if address.email not in seen:
+                seen.add(address.email)
+                out.append(address)
+    return out
+
+
+@functools.lru_cache(maxsize=50_000)
+def _parse_value(value: str, decode) -> tuple[Address, ...]:
     try:
-        pairs = getaddresses([str(v) for v in values])
+        pairs = getaddresses([value])
     except Exception:  # noqa: BLE001 - malformed headers degrade to no address
         pairs = []
-    out, seen = [], set()
+    out = []
     for name, addr in pairs:
         email = normalize_email(addr)
-        if not email or email in seen:
-            continue
-        seen.add(email)
-        if decode is not None:
-            name = decode(name)
-        out.append(Address(email=email, name=" ".join((name or "").split())))
-    return out
+        if email:
+            if decode is not None:
+                name = decode(name)
+            out.append(Address(email=email, name=" ".join((name or "").split())))
+    return tuple(out)
 
 
 def normalize_set(values) -> frozenset[str]:

@@ -9,20 +9,17 @@ headers) are done here with replacement characters instead of exceptions.
 from __future__ import annotations
 
 import datetime as dt
-import email
 import hashlib
-import re
-from email.header import Header, decode_header
 from email.message import Message
-from email.policy import compat32
 from email.utils import parsedate_to_datetime
 
 from .addresses import parse_addresses
+from .charset import decode_header_value, raw_text
+from .mimeparts import header_block, read_parts, split_head
 from .threads import clean_msgid, parse_msgids, thread_key
 from .types import (
     DIRECTION_RECEIVED,
     DIRECTION_SENT,
-    Attachment,
     HeaderInfo,
     ParsedMessage,
 )
@@ -41,59 +38,6 @@ HEADER_FIELDS = (
     "References",
 )
 _HASH_FIELDS = ("from", "to", "cc", "date", "subject", "message-id", "in-reply-to", "references")
-
-
-# ---------------------------------------------------------------- text decoding
-def decode_bytes(data: bytes, charset: str | None = None) -> str:
-    """Decode bytes in ``charset``, falling back to UTF-8 and then cp1252.
-
-    Unknown charsets or undecodable bytes give replacement characters,
-    never an exception.
-
-    >>> decode_bytes(b"caf\\xe9", "x-unknown")
-    'café'
-    >>> decode_bytes("Grüße".encode("utf-8"), "iso-8859-1")
-    'GrÃ¼Ãe'
-    """
-    charset = (charset or "").strip().strip('"').lower() or None
-    if charset in ("unknown-8bit", "x-unknown", "unknown", "default"):
-        charset = None
-    if charset:
-        try:
-            return data.decode(charset, "replace")
-        except (LookupError, ValueError):
-            pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
-
-
-def decode_header_value(value) -> str:
-    """Decode a header value (RFC 2047 encoded words, raw 8-bit) to text.
-
-    >>> decode_header_value("=?utf-8?q?Gr=C3=BC=C3=9Fe?= aus =?iso-8859-1?q?K=F6ln?=")
-    'Grüße aus Köln'
-    >>> decode_header_value("=?x-bogus?q?Hallo?=")
-    'Hallo'
-    """
-    if value is None:
-        return ""
-    if not isinstance(value, str):  # email.header.Header
-        value = _raw_text(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in value):  # raw 8-bit bytes
-        value = decode_bytes(value.encode("ascii", "surrogateescape"))
-    if "=?" not in value:
-        return " ".join(value.split())
-    try:
-        parts = decode_header(value)
-    except Exception:  # noqa: BLE001 - malformed encoded words: keep the raw text
-        return " ".join(value.split())
-    out = []
-    for chunk, charset in parts:
-        out.append(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk)
-    # decode_header keeps the whitespace between plain and encoded parts in the chunks
-    return " ".join("".join(out).split())
 
 
 def parse_date(value) -> dt.datetime | None:
@@ -131,39 +75,32 @@ def parse_headers(
     ``owner`` is the set of the owner's normalised addresses: a message from
     one of them is *sent*. Never raises on malformed input.
     """
-    msg = email.message_from_bytes(raw_header, policy=compat32)
+    msg = header_block(raw_header)
     return _header_info(msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallback_date)
 
 
-def _raw_text(value) -> str:
-    """A header value as text; raw 8-bit bytes (compat32 wraps them in a Header) decoded."""
-    if isinstance(value, Header):
-        return "".join(
-            decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk
-            for chunk, charset in decode_header(value)
-        )
-    return str(value)
+def _index(msg: Message) -> dict[str, list[str]]:
+    """Header values by lower-cased name, decoded to text once (one pass, no re-scans)."""
+    fields: dict[str, list[str]] = {}
+    for name, value in msg.raw_items():
+        fields.setdefault(name.lower(), []).append(raw_text(value))
+    return fields
 
 
-def _all(msg: Message, name: str) -> list[str]:
-    try:
-        return [_raw_text(v) for v in (msg.get_all(name) or [])]
-    except Exception:  # noqa: BLE001
-        return []
-
-
-def _one(msg: Message, name: str) -> str:
-    values = _all(msg, name)
+def _one(fields: dict, name: str) -> str:
+    values = fields.get(name)
     return values[0] if values else ""
 
 
 def _header_info(msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallback_date):
+    msg = _index(msg)
+
     def addrs(name):
-        return parse_addresses(_all(msg, name), decode=decode_header_value)
+        return parse_addresses(msg.get(name), decode=decode_header_value)
 
     from_ = addrs("from")
     message_id = clean_msgid(_one(msg, "message-id"))
-    references = parse_msgids(" ".join(_all(msg, "references")))
+    references = parse_msgids(" ".join(msg.get("references", ())))
     in_reply_to = (parse_msgids(_one(msg, "in-reply-to")) or [""])[0]
     info = HeaderInfo(
         folder=folder,
@@ -187,7 +124,7 @@ def _header_info(msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallba
     return info
 
 
-def dedupe_key(gmail_msgid: str, message_id: str, msg: Message) -> str:
+def dedupe_key(gmail_msgid: str, message_id: str, fields: dict[str, list[str]]) -> str:
     """The per-mailbox identity of a message.
 
     Gmail's message id when the server offers it, else the Message-ID header,
@@ -200,16 +137,13 @@ def dedupe_key(gmail_msgid: str, message_id: str, msg: Message) -> str:
         return f"mid:{message_id}"
     h = hashlib.sha256()
     for name in _HASH_FIELDS:
-        for value in _all(msg, name):
+        for value in fields.get(name, ()):
             h.update(name.encode() + b":" + " ".join(value.split()).encode("utf-8", "replace"))
             h.update(b"\n")
     return f"hash:{h.hexdigest()}"
 
 
 # ---------------------------------------------------------------- full message
-_FILENAME_SAFE = re.compile(r"[\\/\x00-\x1f]")
-
-
 def parse_message(
     raw: bytes,
     *,
@@ -230,98 +164,12 @@ def parse_message(
     """
     if not isinstance(raw, (bytes, bytearray)):
         raise TypeError("parse_message needs bytes")
-    msg = email.message_from_bytes(bytes(raw), policy=compat32)
+    raw = bytes(raw)
+    head, body = split_head(raw)
+    msg = header_block(head)
     header = _header_info(
         msg, folder, uid, owner, gmail_msgid, gmail_thrid, len(raw), fallback_date
     )
     parsed = ParsedMessage(header=header, thread_key=thread_key(header))
-    _walk(msg, parsed, top=True)
-    parsed.defects.extend(d.__class__.__name__ for d in msg.defects)
+    read_parts(raw, msg, body, parsed)
     return parsed
-
-
-def _walk(part: Message, parsed: ParsedMessage, top: bool = False) -> None:
-    ctype = part.get_content_type()
-    if part.is_multipart() and ctype != "message/rfc822":
-        payload = part.get_payload()
-        for sub in payload if isinstance(payload, list) else []:
-            _walk(sub, parsed)
-        return
-    disposition = (part.get("content-disposition") or "").split(";")[0].strip().lower()
-    filename = _filename(part)
-    is_attachment = disposition == "attachment" or (filename and not top and disposition != "inline")
-    if ctype in ("text/plain", "text/html") and not is_attachment:
-        text = _text_payload(part)
-        if ctype == "text/plain" and not parsed.body_text:
-            parsed.body_text = text
-            return
-        if ctype == "text/html" and not parsed.body_html:
-            parsed.body_html = text
-            return
-        if not filename:  # further alternative bodies: keep, as a text attachment
-            filename = "part.html" if ctype == "text/html" else "part.txt"
-    if ctype == "message/rfc822":
-        content = _rfc822_bytes(part)
-        filename = filename or (_subject_filename(part) + ".eml")
-    else:
-        try:
-            content = part.get_payload(decode=True) or b""
-        except Exception as exc:  # noqa: BLE001
-            parsed.defects.append(f"payload: {exc.__class__.__name__}")
-            content = b""
-    cid = (part.get("content-id") or "").strip().strip("<>")
-    parsed.attachments.append(
-        Attachment(
-            filename=filename or _default_name(ctype),
-            mimetype=ctype,
-            content=content,
-            inline=disposition == "inline" or (bool(cid) and disposition != "attachment"),
-            content_id=cid,
-        )
-    )
-
-
-def _text_payload(part: Message) -> str:
-    try:
-        data = part.get_payload(decode=True) or b""
-    except Exception:  # noqa: BLE001
-        data = str(part.get_payload()).encode("utf-8", "replace")
-    return decode_bytes(data, part.get_content_charset())
-
-
-def _filename(part: Message) -> str:
-    try:
-        name = part.get_filename() or part.get_param("name") or ""
-    except Exception:  # noqa: BLE001
-        name = ""
-    if isinstance(name, tuple):  # RFC 2231 value not collapsed
-        name = decode_bytes(name[2].encode("latin-1", "replace"), name[0])
-    name = decode_header_value(name)
-    return _FILENAME_SAFE.sub("_", name).strip()[:200]
-
-
-def _rfc822_bytes(part: Message) -> bytes:
-    payload = part.get_payload()
-    if isinstance(payload, list) and payload:
-        try:
-            return payload[0].as_bytes(policy=compat32)
-        except Exception:  # noqa: BLE001
-            return str(payload[0]).encode("utf-8", "replace")
-    if isinstance(payload, str):
-        return payload.encode("ascii", "surrogateescape")
-    return b""
-
-
-def _subject_filename(part: Message) -> str:
-    payload = part.get_payload()
-    if isinstance(payload, list) and payload:
-        subject = decode_header_value(payload[0].get("subject", ""))
-        if subject:
-            return _FILENAME_SAFE.sub("_", subject)[:100]
-    return "message"
-
-
-def _default_name(ctype: str) -> str:
-    import mimetypes
-
-    return "attachment" + (mimetypes.guess_extension(ctype) or ".bin")

@@ -18,7 +18,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from .addresses import normalize_email, normalize_set
+from .addresses import normalize_set
 from .errors import SyncError, classify
 from .mime import parse_headers, parse_message
 from .transport_imap import ImapTransport
@@ -134,13 +134,14 @@ class _Run:
         top = uidnext - 1 if uidnext else None  # UIDs up to here existed when we looked
 
         def fetch_headers(uids):
-            return {
-                item.uid: self._header(
-                    folder, item.uid, item.data, item.size, item.gm_msgid, item.gm_thrid,
-                    item.internaldate,
-                )
-                for item in tr.fetch_headers(uids)
-            }
+            heads = {}
+            for item in tr.fetch_headers(uids):
+                head = self._header(folder, item.uid, item.data, item.size, item.gm_msgid,
+                                    item.gm_thrid)
+                if isinstance(head, HeaderInfo) and head.date is None:
+                    head.date = item.internaldate  # no usable Date header: the arrival time
+                heads[item.uid] = head
+            return heads
 
         if cur.high or cur.backfill_done:  # incremental: everything above high, oldest first
             new = tr.uids_above(cur.high)
@@ -200,11 +201,11 @@ class _Run:
             yield self._batch(folder, [], [])
 
     # ---------------------------------------------------------------- shared
-    def _header(self, folder, uid, data, size, gm_msgid="", gm_thrid="", internaldate=None):
+    def _header(self, folder, uid, data, size, gm_msgid="", gm_thrid=""):
         try:
             return parse_headers(
                 data, folder=folder, uid=str(uid), owner=self.owner, gmail_msgid=gm_msgid,
-                gmail_thrid=gm_thrid, size=size, fallback_date=internaldate,
+                gmail_thrid=gm_thrid, size=size,
             )
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
             return Outcome(folder, str(uid), UNPARSEABLE, reason=f"headers: {exc!r}")

@@ -38,7 +38,16 @@ class FetchedItem:
     size: int = 0
     gm_msgid: str = ""
     gm_thrid: str = ""
-    internaldate: dt.datetime | None = None
+    internaldate_raw: bytes = b""
+
+    @property
+    def internaldate(self) -> dt.datetime | None:
+        """INTERNALDATE as aware UTC datetime (parsed on demand: it is rarely needed)."""
+        try:
+            when = dt.datetime.strptime(self.internaldate_raw.decode(), "%d-%b-%Y %H:%M:%S %z")
+        except ValueError:
+            return None
+        return when.astimezone(dt.timezone.utc)
 
 
 def quote(name: str) -> str:
@@ -92,14 +101,6 @@ def parse_fetch(data) -> list[FetchedItem]:
         found = {k: r.search(meta) for k, r in _ATTR_RE.items()}
         if not found["uid"]:
             continue
-        internal = None
-        if found["internaldate"]:
-            try:
-                internal = dt.datetime.strptime(
-                    found["internaldate"].group(1).decode(), "%d-%b-%Y %H:%M:%S %z"
-                ).astimezone(dt.timezone.utc)
-            except ValueError:
-                internal = None
         out.append(
             FetchedItem(
                 uid=int(found["uid"].group(1)),
@@ -107,7 +108,7 @@ def parse_fetch(data) -> list[FetchedItem]:
                 size=int(found["size"].group(1)) if found["size"] else len(literal or b""),
                 gm_msgid=found["gm_msgid"].group(1).decode() if found["gm_msgid"] else "",
                 gm_thrid=found["gm_thrid"].group(1).decode() if found["gm_thrid"] else "",
-                internaldate=internal,
+                internaldate_raw=found["internaldate"].group(1) if found["internaldate"] else b"",
             )
         )
     return out
