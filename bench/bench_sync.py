@@ -36,11 +36,11 @@ if "crm_gmail_sync" not in sys.modules:  # the engine without the addon's Odoo _
     _pkg.__path__ = [str(ROOT / "crm_gmail_sync")]
     sys.modules["crm_gmail_sync"] = _pkg
 
-from dovecot import Dovecot
-from mailgen import make_message
+from dovecot import Dovecot  # noqa: E402 - after the path set-up above
+from mailgen import make_message  # noqa: E402
 
-from crm_gmail_sync.engine import Account, SyncReport, sync_mailbox
-from crm_gmail_sync.engine.sync import Options
+from crm_gmail_sync.engine import Account, SyncReport, sync_mailbox  # noqa: E402
+from crm_gmail_sync.engine.sync import Options  # noqa: E402
 
 OWNER = "owner@bench.example"
 FIRST = ["Jörg", "Anna", "Zoë", "Łukasz", "Chloé", "Björn", "Ana", "Ömer", "Sven", "Mia"]
@@ -52,8 +52,10 @@ def generate(n_messages: int, n_people: int, seed: int = 7):
     """Yield ``(folder, raw, internaldate)`` and return the customer addresses."""
     rnd = random.Random(seed)
     people = [
-        (f"{rnd.choice(FIRST)} {rnd.choice(LAST)}", f"p{i}@{'cust' if i % 5 == 0 else 'web'}"
-         f"{i % 50}.example")
+        (
+            f"{rnd.choice(FIRST)} {rnd.choice(LAST)}",
+            f"p{i}@{'cust' if i % 5 == 0 else 'web'}{i % 50}.example",
+        )
         for i in range(n_people)
     ]
     customers = {addr for _, addr in people if "@cust" in addr}
@@ -115,7 +117,7 @@ def raw_download(server: Dovecot, login: str) -> tuple[int, int, float]:
         _, data = conn.uid("SEARCH", "ALL")
         uids = data[0].split()
         for i in range(0, len(uids), 500):
-            chunk = b",".join(uids[i:i + 500]).decode()
+            chunk = b",".join(uids[i : i + 500]).decode()
             _, data = conn.uid("FETCH", chunk, "(BODY.PEEK[])")
             for part in data:
                 if isinstance(part, tuple):
@@ -129,8 +131,9 @@ def engine_sync(account: Account, customers: set, state=None):
     report = SyncReport()
     start = time.perf_counter()
     stored_bytes = 0
-    for batch in sync_mailbox(account, state, lambda a: a & customers, lambda keys: set(),
-                              Options(since_days=90)):
+    for batch in sync_mailbox(
+        account, state, lambda a: a & customers, lambda keys: set(), Options(since_days=90)
+    ):
         report.add(batch.outcomes)
         report.batches += 1
         stored_bytes += sum(m.header.size for m in batch.messages)
@@ -150,11 +153,18 @@ def main() -> None:
     with Dovecot() as server:
         server.add_user(OWNER, "bench-password")
         took = fill(server, OWNER, messages)
-        print(f"mailbox: {len(messages)} messages, {total_bytes / 2**20:.0f} MiB, "
-              f"{len(customers)} customer addresses; filled in {took:.0f} s")
-        account = Account(host=server.host, port=server.imaps_port, login=OWNER,
-                          password="bench-password", ca_file=server.ca_file,
-                          owner_addresses=(OWNER,))
+        print(
+            f"mailbox: {len(messages)} messages, {total_bytes / 2**20:.0f} MiB, "
+            f"{len(customers)} customer addresses; filled in {took:.0f} s"
+        )
+        account = Account(
+            host=server.host,
+            port=server.imaps_port,
+            login=OWNER,
+            password="bench-password",
+            ca_file=server.ca_file,
+            owner_addresses=(OWNER,),
+        )
 
         count, size, raw_t = raw_download(server, OWNER)
         report, state, eng_t, stored_bytes = engine_sync(account, customers)
@@ -166,17 +176,23 @@ def main() -> None:
             noop.append(t)
 
     print()
-    print(f"raw stdlib download (IMAPS, UID FETCH BODY.PEEK[] x500): {count} msgs, "
-          f"{size / 2**20:.0f} MiB in {raw_t:.2f} s = {count / raw_t:,.0f} msgs/s")
-    print(f"engine full sync (header-first, parse customer mail):   {handled} msgs "
-          f"({report.counts['stored']} stored, {report.counts['not_customer']} not customer, "
-          f"{report.counts['duplicate']} duplicate, {report.counts['unparseable']} unparseable; "
-          f"{stored_bytes / 2**20:.0f} MiB downloaded in full) in {eng_t:.2f} s = "
-          f"{handled / eng_t:,.0f} msgs/s")
+    print(
+        f"raw stdlib download (IMAPS, UID FETCH BODY.PEEK[] x500): {count} msgs, "
+        f"{size / 2**20:.0f} MiB in {raw_t:.2f} s = {count / raw_t:,.0f} msgs/s"
+    )
+    print(
+        f"engine full sync (header-first, parse customer mail):   {handled} msgs "
+        f"({report.counts['stored']} stored, {report.counts['not_customer']} not customer, "
+        f"{report.counts['duplicate']} duplicate, {report.counts['unparseable']} unparseable; "
+        f"{stored_bytes / 2**20:.0f} MiB downloaded in full) in {eng_t:.2f} s = "
+        f"{handled / eng_t:,.0f} msgs/s"
+    )
     print(f"ratio engine time / raw time: {eng_t / raw_t:.2f} (target <= 1.0)")
-    print(f"no-change incremental sync incl. TLS connect + login: median "
-          f"{statistics.median(noop) * 1000:.1f} ms, min {min(noop) * 1000:.1f} ms, "
-          f"max {max(noop) * 1000:.1f} ms over {len(noop)} runs (target < 50 ms)")
+    print(
+        f"no-change incremental sync incl. TLS connect + login: median "
+        f"{statistics.median(noop) * 1000:.1f} ms, min {min(noop) * 1000:.1f} ms, "
+        f"max {max(noop) * 1000:.1f} ms over {len(noop)} runs (target < 50 ms)"
+    )
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
 
 

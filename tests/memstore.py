@@ -37,8 +37,9 @@ class MemoryStore:
 
     def sync(self, account, crash_after_batches=None, **options):
         batches = 0
-        for batch in sync_mailbox(account, self.state, self.customer_filter, self.known_keys,
-                                  Options(**options)):
+        for batch in sync_mailbox(
+            account, self.state, self.customer_filter, self.known_keys, Options(**options)
+        ):
             for msg in batch.messages:
                 if msg.dedupe_key in self.messages:
                     self.stored_twice.append(msg.dedupe_key)

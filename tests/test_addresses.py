@@ -34,8 +34,12 @@ def test_parse_addresses_dedupes_and_decodes():
     ]
 
 
-@given(LOCAL, DOMAIN, st.sampled_from([str.upper, str.lower, str.title, lambda s: s]),
-       st.text(" \t", max_size=3))
+@given(
+    LOCAL,
+    DOMAIN,
+    st.sampled_from([str.upper, str.lower, str.title, lambda s: s]),
+    st.text(" \t", max_size=3),
+)
 def test_case_and_whitespace_do_not_matter(local, domain, case, pad):
     plain = normalize_email(f"{local}@{domain}")
     assert plain

@@ -16,8 +16,9 @@ from crm_gmail_sync.engine.types import DIRECTION_RECEIVED, DIRECTION_SENT
 
 SAMPLES = Path(__file__).parent / "samples"
 CORPUS = sorted(
-    glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "test", "test_email", "data",
-                           "msg_*.txt"))
+    glob.glob(
+        os.path.join(sysconfig.get_paths()["stdlib"], "test", "test_email", "data", "msg_*.txt")
+    )
 )
 OWNER = frozenset({"sales@example.test"})
 
@@ -69,8 +70,12 @@ def test_attachments_sample():
     # addresses inside the forwarded message never count as participants
     participants = h.participants(OWNER)
     assert "forwarded@elsewhere.example" not in participants
-    assert participants == {"joerg.mueller@example.com", "other@example.org",
-                            "bjoern@münchen.de", "joerg+crm@example.com"}
+    assert participants == {
+        "joerg.mueller@example.com",
+        "other@example.org",
+        "bjoern@münchen.de",
+        "joerg+crm@example.com",
+    }
 
 
 def test_unknown_charset_gives_replacement_not_error():
@@ -108,8 +113,10 @@ def test_broken_structure_degrades():
 
 
 def test_direction_and_bcc_only_on_sent():
-    raw = (b"From: Sales <SALES@example.test>\r\nTo: c@x.io\r\nBcc: hidden@y.io\r\n"
-           b"Subject: s\r\nMessage-ID: <s1@x>\r\n\r\nbody\r\n")
+    raw = (
+        b"From: Sales <SALES@example.test>\r\nTo: c@x.io\r\nBcc: hidden@y.io\r\n"
+        b"Subject: s\r\nMessage-ID: <s1@x>\r\n\r\nbody\r\n"
+    )
     head = parse_headers(raw, owner=OWNER)
     assert head.direction == DIRECTION_SENT
     assert head.participants(OWNER) == {"c@x.io", "hidden@y.io"}
@@ -139,3 +146,58 @@ def test_cpython_corpus_parses(path):
     assert isinstance(msg.body_text, str) and isinstance(msg.body_html, str)
     for att in msg.attachments:
         assert isinstance(att.content, bytes) and att.filename
+
+
+def _stdlib_only(raw):
+    """Parse with the fast splitter disabled: the stdlib parser's reading of ``raw``."""
+    from crm_gmail_sync.engine import mimeparts
+
+    real = mimeparts._fast
+
+    def bail(*args, **kwargs):
+        raise mimeparts._Bail()
+
+    mimeparts._fast = bail
+    try:
+        return parse_message(raw)
+    finally:
+        mimeparts._fast = real
+
+
+def _shape(msg):
+    def content(att):
+        data = att.content.replace(b"\r\n", b"\n")
+        if att.mimetype == "message/rfc822":  # the stdlib re-serialises: compare its headers
+            data = data.split(b"\n\n")[0]
+        return data
+
+    return (
+        msg.body_text.replace("\r\n", "\n"),
+        msg.body_html.replace("\r\n", "\n"),
+        [(a.filename, a.mimetype, a.inline, a.content_id, content(a)) for a in msg.attachments],
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    CORPUS + sorted(str(p) for p in SAMPLES.glob("*.eml")),
+    ids=lambda p: os.path.basename(p),
+)
+def test_fast_splitter_agrees_with_stdlib_parser(path):
+    raw = Path(path).read_bytes()
+    assert _shape(parse_message(raw)) == _shape(_stdlib_only(raw))
+
+
+def test_thirty_megabyte_attachment():
+    big = os.urandom(30 * 1024 * 1024)
+    from mailgen import make_message
+
+    raw = make_message(
+        "a@x.io",
+        "b@y.io",
+        "Big",
+        msgid="<big@x>",
+        attachments=[("big.bin", "application/octet-stream", big)],
+    )
+    msg = parse_message(raw)
+    assert msg.attachments[0].content == big and msg.body_text.strip() == "Hello there."

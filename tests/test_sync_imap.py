@@ -25,9 +25,16 @@ NOW = dt.datetime.now(dt.timezone.utc)
 
 
 def account(dovecot, user, **kw):
-    values = dict(host=dovecot.host, port=dovecot.imaps_port, security="ssl",
-                  login=user.login, password=user.password, ca_file=dovecot.ca_file,
-                  owner_addresses=(user.login,), timeout=10)
+    values = dict(
+        host=dovecot.host,
+        port=dovecot.imaps_port,
+        security="ssl",
+        login=user.login,
+        password=user.password,
+        ca_file=dovecot.ca_file,
+        owner_addresses=(user.login,),
+        timeout=10,
+    )
     values.update(kw)
     return Account(**values)
 
@@ -46,8 +53,16 @@ def mailbox(dovecot, mail_user):
     put(dovecot, u, 2, "newsletter@shop.example", u.login)
     put(dovecot, u, 3, "colleague@internal.example", u.login, cc=["BOB@customer.example "])
     put(dovecot, u, 4, "spam@spam.example", [u.login, "x@y.example"])
-    put(dovecot, u, 5, "stranger@web.example", u.login, flags="\\Flagged",
-        html="<p>Reply to me</p>", attachments=[("a.pdf", "application/pdf", b"%PDF-1")])
+    put(
+        dovecot,
+        u,
+        5,
+        "stranger@web.example",
+        u.login,
+        flags="\\Flagged",
+        html="<p>Reply to me</p>",
+        attachments=[("a.pdf", "application/pdf", b"%PDF-1")],
+    )
     put(dovecot, u, 6, u.login, "anna@customer.example", folder="Sent")
     return u
 
@@ -117,8 +132,9 @@ def test_first_sync_newest_first_and_window(dovecot, mail_user):
     from crm_gmail_sync.engine import sync_mailbox
     from crm_gmail_sync.engine.sync import Options
 
-    for batch in sync_mailbox(acc, store.state, store.customer_filter, store.known_keys,
-                              Options(batch_size=2)):
+    for batch in sync_mailbox(
+        acc, store.state, store.customer_filter, store.known_keys, Options(batch_size=2)
+    ):
         order.append([m.header.subject for m in batch.messages])
         store.state = batch.state
     assert order[:2] == [["Mail 5", "Mail 4"], ["Mail 3", "Mail 2"]]
@@ -134,15 +150,26 @@ def test_first_sync_newest_first_and_window(dovecot, mail_user):
 def test_batches_are_bounded_by_bytes(dovecot, mail_user):
     big = b"x" * 200_000
     for n in range(1, 5):
-        put(dovecot, mail_user, n, "anna@customer.example", mail_user.login,
-            attachments=[("big.bin", "application/octet-stream", big)])
+        put(
+            dovecot,
+            mail_user,
+            n,
+            "anna@customer.example",
+            mail_user.login,
+            attachments=[("big.bin", "application/octet-stream", big)],
+        )
     sizes = []
     store = MemoryStore(CUSTOMERS)
     from crm_gmail_sync.engine import sync_mailbox
     from crm_gmail_sync.engine.sync import Options
 
-    for batch in sync_mailbox(account(dovecot, mail_user), None, store.customer_filter,
-                              store.known_keys, Options(batch_bytes=500_000)):
+    for batch in sync_mailbox(
+        account(dovecot, mail_user),
+        None,
+        store.customer_filter,
+        store.known_keys,
+        Options(batch_bytes=500_000),
+    ):
         sizes.append(len(batch.messages))
     assert sizes[:2] == [2, 2]
     assert store.filter_calls == 1  # one customer query for the whole header batch
@@ -150,8 +177,15 @@ def test_batches_are_bounded_by_bytes(dovecot, mail_user):
 
 def test_connection_dropped_mid_fetch(dovecot, mail_user, monkeypatch):
     for n in range(1, 7):
-        put(dovecot, mail_user, n, "anna@customer.example", mail_user.login, days_ago=n,
-            attachments=[("f.bin", "application/octet-stream", bytes(range(256)) * 100)])
+        put(
+            dovecot,
+            mail_user,
+            n,
+            "anna@customer.example",
+            mail_user.login,
+            days_ago=n,
+            attachments=[("f.bin", "application/octet-stream", bytes(range(256)) * 100)],
+        )
     with DroppingProxy(dovecot.imap_port) as proxy:
         acc = account(dovecot, mail_user, port=proxy.port, security="none")
         real = ImapTransport.fetch_bodies
@@ -172,8 +206,7 @@ def test_connection_dropped_mid_fetch(dovecot, mail_user, monkeypatch):
         monkeypatch.setattr(ImapTransport, "fetch_bodies", real)
         store.sync(acc, batch_size=2)
     assert len(store.messages) == 6 and not store.stored_twice
-    assert all(m.attachments[0].content == bytes(range(256)) * 100
-               for m in store.messages.values())
+    assert all(m.attachments[0].content == bytes(range(256)) * 100 for m in store.messages.values())
 
 
 def test_uidvalidity_change_rescans_without_duplicates(dovecot, mailbox):
@@ -192,8 +225,9 @@ def test_uidvalidity_change_rescans_without_duplicates(dovecot, mailbox):
 
 
 def test_same_message_in_inbox_and_sent_is_one(dovecot, mail_user):
-    raw = make_message(mail_user.login, ["anna@customer.example", mail_user.login], "Both",
-                       msgid="<both@x>")
+    raw = make_message(
+        mail_user.login, ["anna@customer.example", mail_user.login], "Both", msgid="<both@x>"
+    )
     dovecot.append(mail_user.login, "INBOX", raw)
     dovecot.append(mail_user.login, "Sent", raw)
     store = MemoryStore(CUSTOMERS).sync(account(dovecot, mail_user))
@@ -201,11 +235,13 @@ def test_same_message_in_inbox_and_sent_is_one(dovecot, mail_user):
     assert store.count(DUPLICATE) == 1
 
 
-@pytest.mark.parametrize("security,port_attr", [("ssl", "imaps_port"), ("starttls", "imap_port"),
-                                                ("none", "imap_port")])
+@pytest.mark.parametrize(
+    "security,port_attr", [("ssl", "imaps_port"), ("starttls", "imap_port"), ("none", "imap_port")]
+)
 def test_check_connection_each_security(dovecot, mail_user, security, port_attr):
-    info = check_connection(account(dovecot, mail_user, security=security,
-                                    port=getattr(dovecot, port_attr)))
+    info = check_connection(
+        account(dovecot, mail_user, security=security, port=getattr(dovecot, port_attr))
+    )
     assert info == {"folders": ["INBOX", "Sent"], "gmail": False}
 
 

@@ -8,9 +8,17 @@ from crm_gmail_sync.engine import DUPLICATE, STORED, Account, AuthError, check_c
 
 
 def pop3(dovecot, user, **kw):
-    values = dict(protocol="pop3", host=dovecot.host, port=dovecot.pop3s_port, security="ssl",
-                  login=user.login, password=user.password, ca_file=dovecot.ca_file,
-                  owner_addresses=(user.login,), timeout=10)
+    values = dict(
+        protocol="pop3",
+        host=dovecot.host,
+        port=dovecot.pop3s_port,
+        security="ssl",
+        login=user.login,
+        password=user.password,
+        ca_file=dovecot.ca_file,
+        owner_addresses=(user.login,),
+        timeout=10,
+    )
     values.update(kw)
     return Account(**values)
 
@@ -18,8 +26,15 @@ def pop3(dovecot, user, **kw):
 def test_pop3_sync_and_flags(dovecot, mail_user):
     put(dovecot, mail_user, 1, "anna@customer.example", mail_user.login)
     put(dovecot, mail_user, 2, "nobody@web.example", mail_user.login)
-    put(dovecot, mail_user, 3, "bob@customer.example", mail_user.login, flags="\\Seen",
-        attachments=[("x.txt", "text/plain", b"." * 5000 + b"\n.\n..line")])
+    put(
+        dovecot,
+        mail_user,
+        3,
+        "bob@customer.example",
+        mail_user.login,
+        flags="\\Seen",
+        attachments=[("x.txt", "text/plain", b"." * 5000 + b"\n.\n..line")],
+    )
     before = dovecot.flags(mail_user.login, "INBOX")
     store = MemoryStore(CUSTOMERS).sync(pop3(dovecot, mail_user))
     assert store.subjects() == ["Mail 1", "Mail 3"]

@@ -14,7 +14,7 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
     >>> decode_bytes(b"caf\\xe9", "x-unknown")
     'café'
     >>> decode_bytes("Grüße".encode("utf-8"), "iso-8859-1")
-    'GrÃ¼Ãe'
+    'GrÃ¼Ã\\x9fe'
     """
     charset = (charset or "").strip().strip('"').lower() or None
     if charset in ("unknown-8bit", "x-unknown", "unknown", "default"):
@@ -52,7 +52,6 @@ def decode_header_value(value) -> str:
         out.append(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk)
     # decode_header keeps the whitespace between plain and encoded parts in the chunks
     return " ".join("".join(out).split())
-
 
 
 def raw_text(value) -> str:

@@ -9,8 +9,10 @@ headers) are done here with replacement characters instead of exceptions.
 from __future__ import annotations
 
 import datetime as dt
+import email
 import hashlib
 from email.message import Message
+from email.policy import compat32
 from email.utils import parsedate_to_datetime
 
 from .addresses import parse_addresses
@@ -166,7 +168,11 @@ def parse_message(
         raise TypeError("parse_message needs bytes")
     raw = bytes(raw)
     head, body = split_head(raw)
-    msg = header_block(head)
+    try:
+        msg = header_block(head, strict=True)
+    except Exception:  # noqa: BLE001 - not a clean header block: the stdlib parser decides
+        msg = email.message_from_bytes(raw, policy=compat32)
+        body = None
     header = _header_info(
         msg, folder, uid, owner, gmail_msgid, gmail_thrid, len(raw), fallback_date
     )

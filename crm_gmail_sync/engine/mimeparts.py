@@ -45,41 +45,51 @@ def split_head(raw: bytes) -> tuple[bytes, bytes]:
     found = _BLANK_LINE.search(raw)
     if not found:
         return raw, b""
-    return raw[: found.end()], raw[found.end():]
+    return raw[: found.end()], raw[found.end() :]
 
 
 _FIELD_START = re.compile(r"\r?\n(?![ \t])")
 
 
-def header_block(head: bytes) -> Message:
+def header_block(head: bytes, strict: bool = False) -> Message:
     """A header-only :class:`Message` from a raw header block, without the line parser.
 
     Behaves as ``email.message_from_bytes(head, policy=compat32)`` does for
     headers (folded values kept, raw 8-bit bytes surrogate-escaped) at a
-    fraction of the cost; lines that are not ``Name: value`` are dropped.
+    fraction of the cost. A line that is not ``Name: value`` is dropped, or
+    with ``strict`` ends the fast path (the stdlib parser then decides where
+    the body starts).
 
-    >>> header_block(b"Subject: a\r\n b\r\nX: 1\r\n\r\n")["subject"]
-    'a\r\n b'
+    >>> header_block(b"Subject: a\\r\\n b\\r\\nX: 1\\r\\n\\r\\n")["subject"]
+    'a\\r\\n b'
     """
     msg = Message()
     for field in _FIELD_START.split(head.decode("ascii", "surrogateescape")):
         name, sep, value = field.partition(":")
-        if sep and name and not any(c in name for c in " \t") and name.isprintable():
+        if sep and name and name.isprintable() and " " not in name and "\t" not in name:
             msg[name] = value.lstrip(" \t").rstrip("\r\n")
+        elif strict and field.strip():
+            raise _Bail()
     return msg
 
 
-def read_parts(raw: bytes, head: Message, body: bytes, parsed: ParsedMessage) -> None:
-    """Fill ``parsed``'s bodies and attachments from a message's body."""
-    try:
-        _fast(head, body, parsed, top=True, depth=0)
-        return
-    except _Bail:
-        pass
-    except Exception as exc:  # noqa: BLE001 - the stdlib parser gets the last word
-        parsed.defects.append(f"fast parser: {exc.__class__.__name__}")
-    parsed.body_text, parsed.body_html, parsed.attachments = "", "", []
-    msg = email.message_from_bytes(raw, policy=compat32)
+def read_parts(raw: bytes, head: Message, body: bytes | None, parsed: ParsedMessage) -> None:
+    """Fill ``parsed``'s bodies and attachments.
+
+    ``head``/``body`` are the split message for the fast path; ``body=None``
+    means ``head`` is already the stdlib parser's whole message.
+    """
+    msg = head if body is None else None
+    if msg is None:
+        try:
+            _fast(head, body, parsed, top=True, depth=0)
+            return
+        except _Bail:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the stdlib parser gets the last word
+            parsed.defects.append(f"fast parser: {exc.__class__.__name__}")
+        parsed.body_text, parsed.body_html, parsed.attachments = "", "", []
+        msg = email.message_from_bytes(raw, policy=compat32)
     _stdlib(msg, parsed, top=True)
     parsed.defects.extend(d.__class__.__name__ for d in msg.defects)
 
@@ -93,11 +103,13 @@ def _fast(part: Message, body: bytes, parsed: ParsedMessage, top: bool, depth: i
         default = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
         for sub_raw in _split_multipart(body, part.get_boundary()):
             sub_head, sub_body = split_head(sub_raw)
-            sub = header_block(sub_head)
+            sub = header_block(sub_head, strict=True)
             if "content-type" not in sub:
                 sub.set_default_type(default)
             _fast(sub, sub_body, parsed, top=False, depth=depth + 1)
         return
+    if ctype.startswith("message/") and ctype != "message/rfc822":
+        raise _Bail()  # delivery-status, external-body...: header blocks, not a leaf
     content = _decode_transfer(body, part)
     subject = ""
     if ctype == "message/rfc822":
@@ -116,14 +128,14 @@ def _split_multipart(body: bytes, boundary: str | None) -> list[bytes]:
         pos = body.find(delim, pos)
         if pos < 0:
             raise _Bail()  # never closed: a defect for the stdlib parser to record
-        if pos == 0 or body[pos - 1:pos] == b"\n":
+        if pos == 0 or body[pos - 1 : pos] == b"\n":
             after = pos + len(delim)
-            closing = body[after:after + 2] == b"--"
+            closing = body[after : after + 2] == b"--"
             if starts:
                 end = pos - 1
-                if body[end - 1:end] == b"\r":
+                if body[end - 1 : end] == b"\r":
                     end -= 1
-                parts.append(body[starts[-1]:max(end, starts[-1])])
+                parts.append(body[starts[-1] : max(end, starts[-1])])
             if closing:
                 return parts
             eol = body.find(b"\n", after)
@@ -157,7 +169,7 @@ def _decode_transfer(body: bytes, part: Message) -> bytes:
 # ---------------------------------------------------------------- stdlib path
 def _stdlib(part: Message, parsed: ParsedMessage, top: bool = False) -> None:
     ctype = part.get_content_type()
-    if part.is_multipart() and ctype != "message/rfc822":
+    if ctype.startswith("multipart/") or (part.is_multipart() and not ctype.startswith("message/")):
         payload = part.get_payload()
         for sub in payload if isinstance(payload, list) else []:
             _stdlib(sub, parsed)
@@ -165,6 +177,8 @@ def _stdlib(part: Message, parsed: ParsedMessage, top: bool = False) -> None:
     subject = ""
     if ctype == "message/rfc822":
         content, subject = _rfc822(part)
+    elif part.is_multipart():  # message/delivery-status and kin: blocks of headers
+        content = b"\n".join(_as_bytes(sub) for sub in part.get_payload())
     else:
         try:
             content = part.get_payload(decode=True) or b""
@@ -174,14 +188,17 @@ def _stdlib(part: Message, parsed: ParsedMessage, top: bool = False) -> None:
     _leaf(part, content, parsed, top, subject)
 
 
+def _as_bytes(msg: Message) -> bytes:
+    try:
+        return msg.as_bytes(policy=compat32)
+    except Exception:  # noqa: BLE001
+        return str(msg).encode("utf-8", "replace")
+
+
 def _rfc822(part: Message) -> tuple[bytes, str]:
     payload = part.get_payload()
     if isinstance(payload, list) and payload:
-        inner = payload[0]
-        try:
-            return inner.as_bytes(policy=compat32), inner.get("subject", "")
-        except Exception:  # noqa: BLE001
-            return str(inner).encode("utf-8", "replace"), ""
+        return _as_bytes(payload[0]), payload[0].get("subject", "")
     if isinstance(payload, str):
         return payload.encode("ascii", "surrogateescape"), ""
     return b"", ""
@@ -193,7 +210,9 @@ def _leaf(part: Message, content: bytes, parsed: ParsedMessage, top: bool, subje
     ctype = part.get_content_type()
     disposition = (part.get("content-disposition") or "").split(";")[0].strip().lower()
     filename = _filename(part)
-    is_attachment = disposition == "attachment" or (filename and not top and disposition != "inline")
+    is_attachment = disposition == "attachment" or (
+        filename and not top and disposition != "inline"
+    )
     if ctype in ("text/plain", "text/html") and not is_attachment:
         text = decode_bytes(content, part.get_content_charset())
         if ctype == "text/plain" and not parsed.body_text:

@@ -136,8 +136,9 @@ class _Run:
         def fetch_headers(uids):
             heads = {}
             for item in tr.fetch_headers(uids):
-                head = self._header(folder, item.uid, item.data, item.size, item.gm_msgid,
-                                    item.gm_thrid)
+                head = self._header(
+                    folder, item.uid, item.data, item.size, item.gm_msgid, item.gm_thrid
+                )
                 if isinstance(head, HeaderInfo) and head.date is None:
                     head.date = item.internaldate  # no usable Date header: the arrival time
                 heads[item.uid] = head
@@ -145,8 +146,7 @@ class _Run:
 
         if cur.high or cur.backfill_done:  # incremental: everything above high, oldest first
             new = tr.uids_above(cur.high)
-            for keys, msgs, outs, _last in self._work(folder, new, fetch_headers,
-                                                      tr.fetch_bodies):
+            for keys, msgs, outs, _last in self._work(folder, new, fetch_headers, tr.fetch_bodies):
                 cur.high = max(cur.high, *keys)
                 yield self._batch(folder, msgs, outs)
         first = cur.high == 0
@@ -156,8 +156,9 @@ class _Run:
             window = [u for u in window if (first or u < cur.low) and (top is None or u <= top)]
             window.sort(reverse=True)
             cur.backfill_done = not window
-            for keys, msgs, outs, last in self._work(folder, window, fetch_headers,
-                                                     tr.fetch_bodies):
+            for keys, msgs, outs, last in self._work(
+                folder, window, fetch_headers, tr.fetch_bodies
+            ):
                 cur.high = max(cur.high, *keys)
                 cur.low = min(keys)
                 cur.backfill_done = last
@@ -183,8 +184,12 @@ class _Run:
             out = {}
             for u in uidls:
                 head = self._header(folder, u, tr.headers(number[u]), sizes.get(number[u], 0))
-                if since and isinstance(head, HeaderInfo) and head.date \
-                        and head.date.date() < since:
+                if (
+                    since
+                    and isinstance(head, HeaderInfo)
+                    and head.date
+                    and head.date.date() < since
+                ):
                     continue  # outside the first sync's window: left alone
                 out[u] = head
             return out
@@ -204,8 +209,13 @@ class _Run:
     def _header(self, folder, uid, data, size, gm_msgid="", gm_thrid=""):
         try:
             return parse_headers(
-                data, folder=folder, uid=str(uid), owner=self.owner, gmail_msgid=gm_msgid,
-                gmail_thrid=gm_thrid, size=size,
+                data,
+                folder=folder,
+                uid=str(uid),
+                owner=self.owner,
+                gmail_msgid=gm_msgid,
+                gmail_thrid=gm_thrid,
+                size=size,
             )
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
             return Outcome(folder, str(uid), UNPARSEABLE, reason=f"headers: {exc!r}")
@@ -238,7 +248,7 @@ class _Run:
         """
         size = max(1, self.opts.batch_size)
         for start in range(0, len(order), size):
-            chunk = order[start:start + size]
+            chunk = order[start : start + size]
             accepted, outcomes = self._decide(folder, fetch_headers(chunk))
             groups, group, weight = [], [], 0
             for key in chunk:
@@ -271,8 +281,12 @@ class _Run:
             return None, Outcome(folder, head.uid, UNPARSEABLE, head.dedupe_key, reason)
         try:
             msg = parse_message(
-                raw, folder=folder, uid=head.uid, owner=self.owner,
-                gmail_msgid=head.gmail_msgid, gmail_thrid=head.gmail_thrid,
+                raw,
+                folder=folder,
+                uid=head.uid,
+                owner=self.owner,
+                gmail_msgid=head.gmail_msgid,
+                gmail_thrid=head.gmail_thrid,
                 fallback_date=head.date,
             )
         except Exception as exc:  # noqa: BLE001 - reported, the batch goes on
@@ -286,4 +300,3 @@ class _Run:
         state = self.state.copy()
         self._yielded = state.to_json()
         return Batch(folder=folder, messages=messages, outcomes=outcomes, state=state)
-

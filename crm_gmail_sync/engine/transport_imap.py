@@ -25,8 +25,17 @@ _ATTR_RE = {
     "internaldate": re.compile(rb'\bINTERNALDATE "([^"]+)"'),
 }
 _STATUS_RE = re.compile(rb"(UIDNEXT|UIDVALIDITY|MESSAGES) (\d+)")
-SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "[Gmail]/Sent Mail", "Gesendet",
-              "Gesendete Objekte", "Gesendete Elemente", "INBOX.Sent", "INBOX/Sent")
+SENT_NAMES = (
+    "Sent",
+    "Sent Items",
+    "Sent Messages",
+    "[Gmail]/Sent Mail",
+    "Gesendet",
+    "Gesendete Objekte",
+    "Gesendete Elemente",
+    "INBOX.Sent",
+    "INBOX/Sent",
+)
 
 
 @dataclass
@@ -150,9 +159,10 @@ class ImapTransport:
                 self.conn.authenticate("XOAUTH2", lambda _: xoauth2(acc.login, acc.oauth_token))
             else:
                 self.conn.login(acc.login, acc.password or "")
-            self.capabilities = frozenset(
-                c.upper() for c in (self.conn.capabilities or ())
-            ) | self._fresh_capabilities()
+            self.capabilities = (
+                frozenset(c.upper() for c in (self.conn.capabilities or ()))
+                | self._fresh_capabilities()
+            )
         except Exception as exc:  # noqa: BLE001
             self.close()
             raise classify(exc, during_login=True) from None
@@ -229,8 +239,12 @@ class ImapTransport:
     def status(self, folder: str) -> tuple[int, int]:
         """``(UIDVALIDITY, UIDNEXT)`` of a folder without selecting it."""
         data = self._call(self.conn.status, quote(folder), "(UIDVALIDITY UIDNEXT)")
-        values = {k.decode(): int(v) for k, v in _STATUS_RE.findall(b" ".join(
-            d if isinstance(d, bytes) else d[0] for d in data))}
+        values = {
+            k.decode(): int(v)
+            for k, v in _STATUS_RE.findall(
+                b" ".join(d if isinstance(d, bytes) else d[0] for d in data)
+            )
+        }
         return values.get("UIDVALIDITY", 0), values.get("UIDNEXT", 0)
 
     def examine(self, folder: str) -> tuple[int, int]:

@@ -77,7 +77,10 @@ class Attachment:
         return len(self.content)
 
     def __repr__(self) -> str:
-        return f"Attachment({self.filename!r}, {self.mimetype!r}, {self.size} bytes, inline={self.inline})"
+        return (
+            f"Attachment({self.filename!r}, {self.mimetype!r}, {self.size} bytes, "
+            f"inline={self.inline})"
+        )
 
 
 @dataclass
