@@ -148,20 +148,27 @@ class CrmGmailMailbox(models.Model):
             mailbox.message_count = counts.get(mailbox.id, 0)
 
     # ------------------------------------------------------------ constraints
-    @api.constrains("user_id", "active")
-    def _check_one_active_per_user(self):
-        for mailbox in self.filtered("active"):
-            others = self.with_context(active_test=True).sudo().search_count(
-                [("user_id", "=", mailbox.user_id.id), ("id", "!=", mailbox.id)]
+    @api.model
+    def _check_free_slot(self, user_ids, exclude=()):
+        """One active mailbox per user: checked before the database's unique index is hit."""
+        seen = set()
+        for user_id in user_ids:
+            taken = user_id in seen or self.sudo().search_count(
+                [("user_id", "=", user_id), ("active", "=", True), ("id", "not in", list(exclude))]
             )
-            if others:
+            seen.add(user_id)
+            if taken:
                 raise ValidationError(
                     self.env._(
                         "%(user)s already has an active mailbox: archive it before adding "
                         "another one.",
-                        user=mailbox.user_id.name,
+                        user=self.env["res.users"].sudo().browse(user_id).name,
                     )
                 )
+
+    @api.constrains("user_id", "active")
+    def _check_user_seat(self):
+        for mailbox in self.filtered("active"):
             if not mailbox.user_id._has_group(GROUP_SEAT):
                 raise ValidationError(
                     self.env._(
@@ -208,9 +215,20 @@ class CrmGmailMailbox(models.Model):
                 vals.setdefault("smtp_port", GMAIL_PRESETS["smtp"]["port"])
             if vals.get("email") and not vals.get("login"):
                 vals["login"] = vals["email"].strip()
+        self.flush_model(["active", "user_id"])
+        self._check_free_slot(
+            [vals.get("user_id") or self.env.uid for vals in vals_list if vals.get("active", True)]
+        )
         return super(CrmGmailMailbox, self.with_context(mail_create_nolog=True)).create(vals_list)
 
     def write(self, vals):
+        if vals.get("active") or vals.get("user_id"):
+            self.flush_model(["active", "user_id"])
+            activating = self if vals.get("active") else self.filtered("active")
+            self._check_free_slot(
+                [vals.get("user_id") or mailbox.user_id.id for mailbox in activating],
+                exclude=activating.ids,
+            )
         if CONNECTION_FIELDS & set(vals) and "state" not in vals:
             # New credentials or server: clear the error so the next run retries and
             # resumes from the stored cursor.

@@ -102,9 +102,22 @@ class CrmGmailMessage(models.Model):
         if operator not in ("=", "!=") or not isinstance(value, bool):
             raise UserError(self.env._("Unsupported search on %(field)s.", field="is_accessible"))
         positive = (operator == "=") == value
-        return [("id", "in" if positive else "not in", self._accessible_sql())]
+        self._flush_visibility_inputs()
+        return [("id", "in" if positive else "not in", SQL("(%s)", self._accessible_sql()))]
 
     # ------------------------------------------------------------ business
+    @api.model
+    def _flush_visibility_inputs(self):
+        """Write pending ORM changes that the visibility SQL reads."""
+        self.env["crm.gmail.mailbox"].flush_model(["active", "visibility", "user_id"])
+        self.env["res.users"].flush_model(["active", "groups_id"])
+        self.env["res.groups"].flush_model(["users"])
+        self.env["crm.gmail.share"].flush_model()
+        self.env["crm.lead"].flush_model(["gmail_email_key", "partner_id", "type"])
+        self.env["res.partner"].flush_model(["gmail_email_key"])
+        self.env["crm.gmail.message.address"].flush_model()
+        self.flush_model(["owner_id", "mailbox_id"])
+
     @api.model
     def _accessible_sql(self):
         """SQL selecting the ids of the emails the current user may read.
@@ -116,7 +129,7 @@ class CrmGmailMessage(models.Model):
           its own address or its main contact's); Bcc never links for others;
         - Settings admins follow the same rule unless ``crm_gmail_sync.admin_reads_all``.
         """
-        seat = self.env.ref(GROUP_SEAT)
+        seat_id = self.env["ir.model.data"]._xmlid_to_res_id(GROUP_SEAT)  # cached
         uid = self.env.uid
         readable_mailboxes = SQL(
             """SELECT b.id FROM crm_gmail_mailbox b
@@ -124,7 +137,7 @@ class CrmGmailMessage(models.Model):
                 WHERE b.active
                   AND EXISTS (SELECT 1 FROM res_groups_users_rel r
                                WHERE r.uid = b.user_id AND r.gid = %s)""",
-            seat.id,
+            seat_id,
         )
         user = self.env["res.users"].browse(uid)
         if user._is_system() and self.env["ir.config_parameter"].sudo().get_param(
@@ -183,8 +196,8 @@ class CrmGmailMessage(models.Model):
         keys = [k for k in set(keys) if k]
         if not keys:
             return {}, {}
-        self.env["crm.gmail.message.address"].flush_model()
-        self.flush_model(["date", "owner_id"])
+        self._flush_visibility_inputs()
+        self.flush_model(["date"])
         visible = self._search([])
         rows = self.env.execute_query(
             SQL(

@@ -1,0 +1,145 @@
+import itertools
+from contextlib import contextmanager
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from odoo.addons.mail.tests.common import mail_new_test_user
+from odoo.tests import TransactionCase
+
+from ..engine import Batch, Outcome, SyncState, normalize_set, parse_message
+
+SEAT = "crm_gmail_sync.group_mail_addon"
+TAB = "crm_gmail_sync.group_emails_tab"
+TAB_VISIBLE = "crm_gmail_sync.group_emails_tab_visible"
+
+_counter = itertools.count(1)
+
+
+def make_raw(
+    sender,
+    to,
+    subject="Hello",
+    cc=None,
+    bcc=None,
+    body="Hi there",
+    html=None,
+    attachments=(),
+    message_id=None,
+    date=None,
+):
+    """A raw RFC 5322 message (bytes)."""
+    import datetime as dt
+
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    if cc:
+        msg["Cc"] = cc
+    if bcc:
+        msg["Bcc"] = bcc
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(date or dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc))
+    msg["Message-ID"] = message_id or f"<gs-test-{next(_counter)}@example.test>"
+    msg.set_content(body)
+    if html:
+        msg.add_alternative(html, subtype="html")
+    for name, content, ctype in attachments:
+        maintype, subtype = ctype.split("/")
+        msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
+    return msg.as_bytes()
+
+
+class GmailSyncCommon(TransactionCase):
+    """Users, a customer lead/deal/contact and helpers to store emails."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
+        cls.env["ir.config_parameter"].sudo().set_param("crm_gmail_sync.seats", 20)
+        cls.env["ir.config_parameter"].sudo().set_param("crm_gmail_sync.admin_reads_all", False)
+        cls.user_owner = mail_new_test_user(
+            cls.env,
+            login="gs_owner",
+            name="Olivia Owner",
+            email="olivia@ourco.test",
+            groups=f"base.group_user,base.group_allow_export,sales_team.group_sale_salesman_all_leads,{SEAT}",
+        )
+        cls.user_colleague = mail_new_test_user(
+            cls.env,
+            login="gs_colleague",
+            name="Carl Colleague",
+            email="carl@ourco.test",
+            groups=f"base.group_user,base.group_allow_export,sales_team.group_sale_salesman_all_leads,{SEAT}",
+        )
+        cls.user_noseat = mail_new_test_user(
+            cls.env,
+            login="gs_noseat",
+            name="Nina Noseat",
+            email="nina@ourco.test",
+            groups="base.group_user,base.group_allow_export,sales_team.group_sale_salesman_all_leads",
+        )
+        cls.user_admin = mail_new_test_user(
+            cls.env,
+            login="gs_admin",
+            name="Adam Admin",
+            email="adam@ourco.test",
+            groups="base.group_user,base.group_allow_export,base.group_system,sales_team.group_sale_manager",
+        )
+        Partner = cls.env["res.partner"]
+        cls.contact = Partner.create({"name": "Chris Customer", "email": "chris@acme.test"})
+        cls.contact_other = Partner.create({"name": "Dana Other", "email": "dana@other.test"})
+        Lead = cls.env["crm.lead"]
+        cls.lead = Lead.create(
+            {"name": "Lead Erin", "type": "lead", "email_from": "erin@lead.test"}
+        )
+        cls.deal = Lead.create(
+            {"name": "Deal with Acme", "type": "opportunity", "email_from": "buyer@acme.test"}
+        )
+        # A deal whose own address differs from its main contact's (as after an import):
+        # setting partner_id through the ORM would copy one address onto the other.
+        cls.env.flush_all()
+        cls.env.cr.execute(
+            "UPDATE crm_lead SET partner_id = %s WHERE id = %s", [cls.contact.id, cls.deal.id]
+        )
+        cls.env.invalidate_all()
+        cls.mailbox_owner = cls.env["crm.gmail.mailbox"].create(
+            {
+                "user_id": cls.user_owner.id,
+                "email": "olivia@ourco.test",
+                "provider": "imap",
+                "host": "127.0.0.1",
+                "password": "s3cret-owner",
+                "visibility": "private",
+            }
+        )
+        cls.mailbox_colleague = cls.env["crm.gmail.mailbox"].create(
+            {
+                "user_id": cls.user_colleague.id,
+                "email": "carl@ourco.test",
+                "provider": "imap",
+                "host": "127.0.0.1",
+                "password": "s3cret-colleague",
+                "visibility": "shared",
+            }
+        )
+
+    @contextmanager
+    def assertRaisesText(self, exception, text):
+        """``assertRaises`` (which rolls back to a savepoint) plus a check of the message."""
+        with self.assertRaises(exception) as cm:
+            yield cm
+        self.assertIn(text, str(cm.exception))
+
+    @classmethod
+    def store(cls, mailbox, raws, folder="INBOX"):
+        """Store raw messages through the mailbox's batch writer; return the records."""
+        account = mailbox._engine_account()
+        owner = normalize_set(account.owner_addresses)
+        messages = []
+        for uid, raw in enumerate(raws, start=1):
+            msg = parse_message(raw, folder=folder, uid=str(uid), owner=owner)
+            msg.participants = sorted(msg.header.participants(owner))
+            messages.append(msg)
+        outcomes = [Outcome(folder, m.header.uid, "stored", m.dedupe_key) for m in messages]
+        return mailbox.sudo()._store_batch(Batch(folder, messages, outcomes, SyncState()), owner)
