@@ -1,4 +1,4 @@
-{
+{  # noqa: B018 - an Odoo manifest is a bare dict
     "name": "CRM Gmail Sync",
     "summary": "Show every email with a customer on its lead, contact and deal, "
     "fetched from the salesperson's own Gmail or IMAP/POP3 mailbox",

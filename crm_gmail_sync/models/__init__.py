@@ -1,9 +1,12 @@
-from . import crm_gmail_mailbox
-from . import crm_gmail_message
-from . import crm_gmail_message_address
-from . import crm_gmail_share
-from . import crm_lead
-from . import res_partner
-from . import res_groups
-from . import res_users
-from . import res_config_settings
+# ruff: noqa: F401
+from . import (
+    crm_gmail_mailbox,
+    crm_gmail_message,
+    crm_gmail_message_address,
+    crm_gmail_share,
+    crm_lead,
+    res_config_settings,
+    res_groups,
+    res_partner,
+    res_users,
+)

@@ -3,7 +3,7 @@ import json
 import logging
 
 from odoo import api, fields, models
-from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.modules import module as odoo_module
 from odoo.tools import SQL, html2plaintext, plaintext2html
 
@@ -25,7 +25,6 @@ from ..engine.types import (
     OUTCOMES,
     PROTOCOL_IMAP,
     PROTOCOL_POP3,
-    SECURITY_NONE,
     SECURITY_SSL,
     SECURITY_STARTTLS,
     Account,
@@ -111,7 +110,7 @@ class CrmGmailMailbox(models.Model):
         required=True,
         default="private",
         help="Private: nobody else sees the emails of this mailbox. Shared: others see an "
-        "email when you enable \"Share my emails\" on a lead, contact or deal it is linked to.",
+        'email when you enable "Share my emails" on a lead, contact or deal it is linked to.',
     )
     state = fields.Selection(
         [("draft", "Not connected"), ("connected", "Connected"), ("error", "Error")],
@@ -270,9 +269,7 @@ class CrmGmailMailbox(models.Model):
         if self.state == "error":
             return self._notification(self.last_error, "danger")
         return self._notification(
-            self.env._(
-                "Sync finished: %(stored)s emails stored so far.", stored=self.count_stored
-            ),
+            self.env._("Sync finished: %(stored)s emails stored so far.", stored=self.count_stored),
             "success",
         )
 
@@ -280,8 +277,12 @@ class CrmGmailMailbox(models.Model):
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
-            "params": {"message": message, "type": kind, "sticky": kind == "danger",
-                       "next": {"type": "ir.actions.client", "tag": "soft_reload"}},
+            "params": {
+                "message": message,
+                "type": kind,
+                "sticky": kind == "danger",
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
         }
 
     def _check_seat(self):
@@ -434,9 +435,7 @@ class CrmGmailMailbox(models.Model):
 
         A transaction-level advisory lock: taken again after every commit.
         """
-        self.env.cr.execute(
-            "SELECT pg_try_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, self.id]
-        )
+        self.env.cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, self.id])
         return self.env.cr.fetchone()[0]
 
     def _sync_locked(self, commit):
@@ -460,9 +459,7 @@ class CrmGmailMailbox(models.Model):
                     if not mailbox._try_lock():
                         return False
         except SyncError as exc:
-            _logger.warning(
-                "crm_gmail_sync: mailbox %s: %s: %s", mailbox.id, exc.kind, exc.message
-            )
+            _logger.warning("crm_gmail_sync: mailbox %s: %s: %s", mailbox.id, exc.kind, exc.message)
             mailbox._set_error(exc)
             return False
         vals = {"last_sync_date": fields.Datetime.now()}
@@ -552,7 +549,10 @@ class CrmGmailMailbox(models.Model):
             if outcome.status == "unparseable":
                 _logger.info(
                     "crm_gmail_sync: mailbox %s: %s/%s unparseable: %s",
-                    self.id, outcome.folder, outcome.uid, outcome.reason,
+                    self.id,
+                    outcome.folder,
+                    outcome.uid,
+                    outcome.reason,
                 )
         return messages
 
@@ -591,7 +591,12 @@ class CrmGmailMailbox(models.Model):
     def _address_vals(self, record, msg, owner):
         head = msg.header
         participants = set(msg.participants)
-        roles = [("from", head.from_), ("to", head.to), ("cc", head.cc), ("reply_to", head.reply_to)]
+        roles = [
+            ("from", head.from_),
+            ("to", head.to),
+            ("cc", head.cc),
+            ("reply_to", head.reply_to),
+        ]
         if head.direction == DIRECTION_SENT:
             roles.append(("bcc", head.bcc))
         seen, out = set(), []
@@ -602,8 +607,12 @@ class CrmGmailMailbox(models.Model):
                     continue
                 seen.add(email)
                 out.append(
-                    {"message_id": record.id, "email": email, "name": address.name or False,
-                     "role": role}
+                    {
+                        "message_id": record.id,
+                        "email": email,
+                        "name": address.name or False,
+                        "role": role,
+                    }
                 )
         return out
 

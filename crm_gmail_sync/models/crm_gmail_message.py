@@ -17,16 +17,26 @@ class CrmGmailMessage(models.Model):
 
     # ------------------------------------------------------------ fields
     mailbox_id = fields.Many2one(
-        "crm.gmail.mailbox", string="Mailbox", required=True, index=True, ondelete="cascade",
+        "crm.gmail.mailbox",
+        string="Mailbox",
+        required=True,
+        index=True,
+        ondelete="cascade",
         readonly=True,
     )
     owner_id = fields.Many2one(
-        "res.users", string="Owner", required=True, index=True, ondelete="cascade",
+        "res.users",
+        string="Owner",
+        required=True,
+        index=True,
+        ondelete="cascade",
         readonly=True,
     )
     visibility = fields.Selection(related="mailbox_id.visibility", string="Mailbox visibility")
     direction = fields.Selection(
-        [("received", "Received"), ("sent", "Sent")], required=True, default="received",
+        [("received", "Received"), ("sent", "Sent")],
+        required=True,
+        default="received",
         readonly=True,
     )
     email_from = fields.Char(string="From", readonly=True)
@@ -34,7 +44,8 @@ class CrmGmailMessage(models.Model):
     email_cc = fields.Char(string="Cc", readonly=True)
     email_reply_to = fields.Char(string="Reply-To", readonly=True)
     email_bcc = fields.Char(
-        string="Bcc", compute="_compute_email_bcc",
+        string="Bcc",
+        compute="_compute_email_bcc",
         help="Shown to the mailbox owner only.",
     )
     date = fields.Datetime(required=True, index=True, readonly=True)
@@ -55,12 +66,16 @@ class CrmGmailMessage(models.Model):
         "crm.gmail.message.address", "message_id", string="Participants", readonly=True
     )
     attachment_ids = fields.One2many(
-        "ir.attachment", "res_id", string="Attachments", readonly=True,
+        "ir.attachment",
+        "res_id",
+        string="Attachments",
+        readonly=True,
         domain=[("res_model", "=", "crm.gmail.message")],
     )
     attachment_count = fields.Integer(compute="_compute_attachment_count")
     is_accessible = fields.Boolean(
-        string="Readable by me", compute="_compute_is_accessible",
+        string="Readable by me",
+        compute="_compute_is_accessible",
         search="_search_is_accessible",
         help="Technical: the visibility rule of synced emails, used by the record rule.",
     )

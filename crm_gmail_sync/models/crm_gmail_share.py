@@ -3,13 +3,16 @@ from odoo.exceptions import ValidationError
 
 
 class CrmGmailShare(models.Model):
-    """"Share my emails" of one owner on one lead/deal or contact."""
+    """ "Share my emails" of one owner on one lead/deal or contact."""
 
     _name = "crm.gmail.share"
     _description = "Shared emails of a user on a record"
 
     user_id = fields.Many2one(
-        "res.users", required=True, index=True, ondelete="cascade",
+        "res.users",
+        required=True,
+        index=True,
+        ondelete="cascade",
         default=lambda self: self.env.user,
     )
     lead_id = fields.Many2one("crm.lead", index=True, ondelete="cascade")

@@ -20,9 +20,7 @@ class CrmLead(models.Model):
         compute="_compute_gmail_message_ids",
         search="_search_gmail_message_ids",
     )
-    gmail_message_count = fields.Integer(
-        string="Email count", compute="_compute_gmail_message_ids"
-    )
+    gmail_message_count = fields.Integer(string="Email count", compute="_compute_gmail_message_ids")
     gmail_share_emails = fields.Boolean(
         string="Share my emails",
         compute="_compute_gmail_share_emails",
@@ -62,8 +60,10 @@ class CrmLead(models.Model):
 
     @api.depends_context("uid")
     def _compute_gmail_share_emails(self):
-        shares = self.env["crm.gmail.share"].sudo().search(
-            [("user_id", "=", self.env.uid), ("lead_id", "in", self.ids)]
+        shares = (
+            self.env["crm.gmail.share"]
+            .sudo()
+            .search([("user_id", "=", self.env.uid), ("lead_id", "in", self.ids)])
         )
         shared = set(shares.lead_id.ids)
         for lead in self:
@@ -73,4 +73,3 @@ class CrmLead(models.Model):
         Share = self.env["crm.gmail.share"]
         Share._set_shared(self.filtered("gmail_share_emails"), "lead_id", True)
         Share._set_shared(self.filtered(lambda lead: not lead.gmail_share_emails), "lead_id", False)
-

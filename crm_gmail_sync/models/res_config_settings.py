@@ -56,8 +56,10 @@ class ResConfigSettings(models.TransientModel):
                 raise ValidationError(self.env._("The fetch interval is at least one minute."))
             if cron:
                 cron.sudo().write(
-                    {"interval_number": settings.crm_gmail_sync_interval,
-                     "interval_type": "minutes"}
+                    {
+                        "interval_number": settings.crm_gmail_sync_interval,
+                        "interval_type": "minutes",
+                    }
                 )
 
     def set_values(self):

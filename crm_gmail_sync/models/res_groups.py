@@ -99,6 +99,6 @@ class ResGroups(models.Model):
         commands = [Command.link(uid) for uid in sorted(wanted - current)]
         commands += [Command.unlink(uid) for uid in sorted(current - wanted)]
         if commands:
-            visible.sudo().with_context(
-                crm_gmail_sync_refreshing=True, active_test=False
-            ).write({"users": commands})
+            visible.sudo().with_context(crm_gmail_sync_refreshing=True, active_test=False).write(
+                {"users": commands}
+            )

@@ -20,9 +20,7 @@ class ResPartner(models.Model):
         compute="_compute_gmail_message_ids",
         search="_search_gmail_message_ids",
     )
-    gmail_message_count = fields.Integer(
-        string="Email count", compute="_compute_gmail_message_ids"
-    )
+    gmail_message_count = fields.Integer(string="Email count", compute="_compute_gmail_message_ids")
     gmail_share_emails = fields.Boolean(
         string="Share my emails",
         compute="_compute_gmail_share_emails",
@@ -52,8 +50,10 @@ class ResPartner(models.Model):
 
     @api.depends_context("uid")
     def _compute_gmail_share_emails(self):
-        shares = self.env["crm.gmail.share"].sudo().search(
-            [("user_id", "=", self.env.uid), ("partner_id", "in", self.ids)]
+        shares = (
+            self.env["crm.gmail.share"]
+            .sudo()
+            .search([("user_id", "=", self.env.uid), ("partner_id", "in", self.ids)])
         )
         shared = set(shares.partner_id.ids)
         for partner in self:

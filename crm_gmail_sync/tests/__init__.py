@@ -1,4 +1,2 @@
-from . import test_licence
-from . import test_access
-from . import test_linking
-from . import test_sync
+# ruff: noqa: F401
+from . import test_access, test_licence, test_linking, test_sync

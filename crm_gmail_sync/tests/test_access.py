@@ -64,17 +64,21 @@ class TestAccessMatrix(GmailSyncCommon):
         seen["export"] = ["Private pricing"] in exported
         Attachment = self.env["ir.attachment"].with_user(user)
         seen["attachment_search"] = bool(
-            Attachment.search([("res_model", "=", "crm.gmail.message"), ("res_id", "=", self.message.id)])
+            Attachment.search(
+                [("res_model", "=", "crm.gmail.message"), ("res_id", "=", self.message.id)]
+            )
         )
         try:
             self.attachment.with_user(user).invalidate_recordset()
-            seen["attachment_read"] = bool(self.attachment.with_user(user).read(["datas"])[0]["datas"])
+            seen["attachment_read"] = bool(
+                self.attachment.with_user(user).read(["datas"])[0]["datas"]
+            )
         except AccessError:
             seen["attachment_read"] = False
         seen["participants"] = bool(
-            self.env["crm.gmail.message.address"].with_user(user).search(
-                [("message_id", "=", self.message.id)]
-            )
+            self.env["crm.gmail.message.address"]
+            .with_user(user)
+            .search([("message_id", "=", self.message.id)])
         )
         contact = self.contact.with_user(user)
         contact.invalidate_recordset()
@@ -102,12 +106,16 @@ class TestAccessMatrix(GmailSyncCommon):
             }
             for role, user in users.items():
                 with self.subTest(
-                    role=role, visibility=visibility, share=share, owner_active=owner_active,
+                    role=role,
+                    visibility=visibility,
+                    share=share,
+                    owner_active=owner_active,
                     switched=switched,
                 ):
                     seen = self._reads(user)
                     self.assertEqual(
-                        seen, dict.fromkeys(seen, expected[role]),
+                        seen,
+                        dict.fromkeys(seen, expected[role]),
                         f"{role} must {'' if expected[role] else 'not '}see the email",
                     )
 

@@ -1,8 +1,7 @@
+from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.exceptions import AccessError, ValidationError
 from odoo.fields import Command
 from odoo.tests import tagged
-
-from odoo.addons.mail.tests.common import mail_new_test_user
 
 from .common import SEAT, TAB, TAB_VISIBLE, GmailSyncCommon, make_raw
 
@@ -127,7 +126,10 @@ class TestLicence(GmailSyncCommon):
         self.env.ref(SEAT).write({"users": [Command.unlink(self.user_owner.id)]})
         Message = self.env["crm.gmail.message"]
         self.assertFalse(Message.with_user(self.user_owner).search([("id", "=", message.id)]))
-        self.assertNotIn(self.mailbox_owner, self.env["crm.gmail.mailbox"].search(self.mailbox_owner._fetchable_domain()))
+        self.assertNotIn(
+            self.mailbox_owner,
+            self.env["crm.gmail.mailbox"].search(self.mailbox_owner._fetchable_domain()),
+        )
         self.assertFalse(self.mailbox_owner._sync_one())
 
     def test_one_active_mailbox_per_user(self):
@@ -153,7 +155,9 @@ class TestLicence(GmailSyncCommon):
             self.mailbox_owner.with_user(self.user_noseat).read(["password"])
         self.assertNotIn("s3cret", repr(self.mailbox_owner._engine_account()))
         # messages expose no path to the mailbox's secret for a colleague
-        message = self.store(self.mailbox_colleague, [make_raw("chris@acme.test", "carl@ourco.test")])
+        message = self.store(
+            self.mailbox_colleague, [make_raw("chris@acme.test", "carl@ourco.test")]
+        )
         self.contact.with_user(self.user_colleague).gmail_share_emails = True
         as_owner = message.with_user(self.user_owner)
         self.assertTrue(as_owner.is_accessible)

@@ -30,7 +30,9 @@ class TestLinking(GmailSyncCommon):
 
     def test_plus_tags_are_kept(self):
         self.assertEqual(self.contact.with_user(self.user_owner).gmail_message_ids, self.m_chris)
-        tagged_partner = self.env["res.partner"].create({"name": "T", "email": "chris+crm@acme.test"})
+        tagged_partner = self.env["res.partner"].create(
+            {"name": "T", "email": "chris+crm@acme.test"}
+        )
         self.assertEqual(tagged_partner.with_user(self.user_owner).gmail_message_ids, self.m_tag)
 
     def test_lead_and_address_change(self):
@@ -81,8 +83,15 @@ class TestLinking(GmailSyncCommon):
         Lead = self.env["crm.lead"]
         few = Lead.create([{"name": f"F{i}", "email_from": "erin@lead.test"} for i in range(3)])
         many = Lead.create(
-            [{"name": f"M{i}", "email_from": f"m{i}@lead.test", "type": "opportunity",
-              "partner_id": self.contact.id} for i in range(30)]
+            [
+                {
+                    "name": f"M{i}",
+                    "email_from": f"m{i}@lead.test",
+                    "type": "opportunity",
+                    "partner_id": self.contact.id,
+                }
+                for i in range(30)
+            ]
         )
         self._count_compute_queries(self.lead)  # warm the rule and group caches
         count_few = self._count_compute_queries(few)

@@ -86,9 +86,16 @@ class TestSyncDovecot(GmailSyncCommon):
 
     def test_sync_customer_mail_only_and_idempotent(self):
         owner = "olivia@ourco.test"
-        self._append(owner, make_raw("Chris <chris@acme.test>", owner, subject="customer",
-                                     html="<p>Hi<script>alert(1)</script></p>",
-                                     attachments=[("a.txt", b"attached", "text/plain")]))
+        self._append(
+            owner,
+            make_raw(
+                "Chris <chris@acme.test>",
+                owner,
+                subject="customer",
+                html="<p>Hi<script>alert(1)</script></p>",
+                attachments=[("a.txt", b"attached", "text/plain")],
+            ),
+        )
         self._append(owner, make_raw("news@spam.test", owner, subject="newsletter"))
         self._append(owner, make_raw("carl@ourco.test", owner, subject="colleague"))
         self._append(owner, make_raw(owner, "erin@lead.test", subject="sent by me"), "Sent")
@@ -134,8 +141,12 @@ class TestSyncDovecot(GmailSyncCommon):
         self.assertNotEqual(mine, theirs)
         # each sees their own copy only (owner's mailbox is private, nothing shared)
         Message = self.env["crm.gmail.message"]
-        self.assertEqual(Message.with_user(self.user_owner).search([("subject", "=", "both")]), mine)
-        self.assertEqual(Message.with_user(self.user_colleague).search([("subject", "=", "both")]), theirs)
+        self.assertEqual(
+            Message.with_user(self.user_owner).search([("subject", "=", "both")]), mine
+        )
+        self.assertEqual(
+            Message.with_user(self.user_colleague).search([("subject", "=", "both")]), theirs
+        )
 
     @mute_logger(MAILBOX_LOGGER)
     def test_auth_failure_isolated_and_recovers(self):
@@ -166,7 +177,11 @@ class TestSyncDovecot(GmailSyncCommon):
         # a second failing run does not pile up activities
         box._sync_one()
         self.assertEqual(
-            len(self.env["mail.activity"].search([("res_model", "=", box._name), ("res_id", "=", box.id)])),
+            len(
+                self.env["mail.activity"].search(
+                    [("res_model", "=", box._name), ("res_id", "=", box.id)]
+                )
+            ),
             1,
         )
         # the owner enters the new password: fetching resumes where it stopped
