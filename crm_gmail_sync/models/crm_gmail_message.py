@@ -1,5 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.osv import expression
 from odoo.tools import SQL
 
 from .res_groups import GROUP_SEAT
@@ -116,9 +117,11 @@ class CrmGmailMessage(models.Model):
     def _search_is_accessible(self, operator, value):
         if operator not in ("=", "!=") or not isinstance(value, bool):
             raise UserError(self.env._("Unsupported search on %(field)s.", field="is_accessible"))
-        positive = (operator == "=") == value
         self._flush_visibility_inputs()
-        return [("id", "in" if positive else "not in", SQL("(%s)", self._accessible_sql()))]
+        domain = self._accessible_domain()
+        if (operator == "=") == value:
+            return domain
+        return ["!", *expression.normalize_domain(domain)]
 
     # ------------------------------------------------------------ business
     @api.model
@@ -134,8 +137,8 @@ class CrmGmailMessage(models.Model):
         self.flush_model(["owner_id", "mailbox_id"])
 
     @api.model
-    def _accessible_sql(self):
-        """SQL selecting the ids of the emails the current user may read.
+    def _accessible_domain(self):
+        """The domain of the emails the current user may read (the record rule's meaning).
 
         - only emails of an active mailbox whose owner is active and holds a seat;
         - the owner reads them all;
@@ -143,33 +146,30 @@ class CrmGmailMessage(models.Model):
           lead/deal/contact whose *current* address is among its participants (a deal:
           its own address or its main contact's); Bcc never links for others;
         - Settings admins follow the same rule unless ``crm_gmail_sync.admin_reads_all``.
+
+        Conditions on the row itself (not ``id IN (all readable ids)``), so that
+        PostgreSQL combines them with the caller's own filters and indexes.
         """
         seat_id = self.env["ir.model.data"]._xmlid_to_res_id(GROUP_SEAT)  # cached
-        uid = self.env.uid
         readable_mailboxes = SQL(
-            """SELECT b.id FROM crm_gmail_mailbox b
-                 JOIN res_users u ON u.id = b.user_id AND u.active
-                WHERE b.active
-                  AND EXISTS (SELECT 1 FROM res_groups_users_rel r
-                               WHERE r.uid = b.user_id AND r.gid = %s)""",
+            """(SELECT b.id FROM crm_gmail_mailbox b
+                  JOIN res_users u ON u.id = b.user_id AND u.active
+                 WHERE b.active
+                   AND EXISTS (SELECT 1 FROM res_groups_users_rel r
+                                WHERE r.uid = b.user_id AND r.gid = %s))""",
             seat_id,
         )
-        user = self.env["res.users"].browse(uid)
-        if user._is_system() and self.env["ir.config_parameter"].sudo().get_param(
+        domain = [("mailbox_id", "in", readable_mailboxes)]
+        if self.env.user._is_system() and self.env["ir.config_parameter"].sudo().get_param(
             PARAM_ADMIN_READS_ALL
         ) in ("1", "True", "true"):
-            return SQL(
-                "SELECT m.id FROM crm_gmail_message m WHERE m.mailbox_id IN (%s)",
-                readable_mailboxes,
-            )
-        return SQL(
-            """SELECT m.id FROM crm_gmail_message m
-                WHERE m.mailbox_id IN (%(mailboxes)s)
-                  AND (m.owner_id = %(uid)s OR m.id IN (%(shared)s))""",
-            mailboxes=readable_mailboxes,
-            uid=uid,
-            shared=self._shared_sql(),
-        )
+            return domain
+        return [
+            *domain,
+            "|",
+            ("owner_id", "=", self.env.uid),
+            ("id", "in", SQL("(%s)", self._shared_sql())),
+        ]
 
     @api.model
     def _share_keys_sql(self):
@@ -213,22 +213,42 @@ class CrmGmailMessage(models.Model):
             return {}, {}
         self._flush_visibility_inputs()
         self.flush_model(["date"])
-        visible = self._search([])
+        # One query: the participants by address first (index on (email, message_id)),
+        # materialised so that PostgreSQL starts there, then the record rules'
+        # conditions on those messages only.
+        query = self._search([("id", "in", SQL("(SELECT message_id FROM gs_linked)"))])
+        query.order = None  # sorted below: ORDER BY date would make PostgreSQL walk every email
+        alias = query.make_alias(self._table, "gs_address")
+        query.add_join(
+            "JOIN",
+            alias,
+            SQL.identifier("gs_linked"),
+            SQL(
+                "%s = %s AND (%s != 'bcc' OR %s = %s)",
+                SQL.identifier(alias, "message_id"),
+                SQL.identifier(self._table, "id"),
+                SQL.identifier(alias, "role"),
+                SQL.identifier(self._table, "owner_id"),
+                self.env.uid,
+            ),
+        )
         rows = self.env.execute_query(
             SQL(
-                """SELECT a.email, m.id FROM crm_gmail_message_address a
-                     JOIN crm_gmail_message m ON m.id = a.message_id
-                    WHERE a.email = ANY(%(keys)s)
-                      AND (a.role != 'bcc' OR m.owner_id = %(uid)s)
-                      AND m.id IN (%(visible)s)
-                 ORDER BY m.date DESC, m.id DESC""",
-                keys=keys,
-                uid=self.env.uid,
-                visible=visible.subselect(),
+                """WITH gs_linked AS MATERIALIZED (
+                       SELECT message_id, email, role FROM crm_gmail_message_address
+                        WHERE email = ANY(%s))
+                   %s""",
+                keys,
+                query.select(
+                    SQL.identifier(alias, "email"),
+                    SQL.identifier(self._table, "id"),
+                    SQL.identifier(self._table, "date"),
+                ),
             )
         )
+        rows.sort(key=lambda row: (row[2], row[1]), reverse=True)
         out, rank = {}, {}
-        for email, message_id in rows:
+        for email, message_id, _date in rows:
             out.setdefault(email, []).append(message_id)
             rank.setdefault(message_id, len(rank))
         return out, rank
