@@ -14,10 +14,11 @@ attribute      protocol                            TLS
 ``pop3s_port`` POP3                                implicit
 =============  ==================================  ====================
 
-Users live in a ``passwd-file`` with plain-text passwords (Dovecot re-reads it when it changes, so
-``add_user``/``set_password`` take effect at once); mail is Maildir under the temporary directory,
-owned by ``nobody`` when run as root and by the current user otherwise. The hierarchy separator is
-``/`` (as on Gmail) and ``Sent``, ``Drafts``, ``Trash`` and ``Junk`` exist with their special-use flags.
+Each user has a one-line ``passwd-file`` with a plain-text password, which Dovecot re-reads when it
+changes, so ``add_user`` and ``set_password`` take effect without a reload. Mail is Maildir under
+the temporary directory, owned by ``nobody`` when run as root and by the current user otherwise.
+The hierarchy separator is ``/`` (as on Gmail); ``Sent``, ``Drafts``, ``Trash`` and ``Junk`` exist
+with their special-use flags.
 
 Plain library code, no pytest: ``tests/conftest.py`` wraps it in fixtures. Example::
 
@@ -64,7 +65,7 @@ auth_failure_delay = 0
 auth_verbose = yes
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {base}/passwd
+  args = scheme=PLAIN username_format=%u {base}/passwd.d/%u
 }}
 userdb {{
   driver = static
@@ -75,6 +76,14 @@ last_valid_uid = {uid}
 first_valid_gid = {gid}
 last_valid_gid = {gid}
 {rootless}
+service anvil {{
+  {chroot}
+  # No auth penalty: after a failed login Dovecot would otherwise delay every later login from
+  # 127.0.0.1 by up to 15 seconds (and no login service in 2.3 sets the no-penalty flag).
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 mail_location = maildir:~/Maildir
 mail_fsync = never
 mail_max_userip_connections = 100
@@ -128,10 +137,7 @@ service pop3-login {{
 _ROOTLESS = """\
 default_login_user = {user}
 default_internal_user = {user}
-default_internal_group = {group}
-service anvil {{
-  chroot =
-}}"""
+default_internal_group = {group}"""
 
 
 class DovecotUnavailable(RuntimeError):
@@ -159,7 +165,7 @@ class Dovecot:
         self.base = Path(base_dir) if base_dir else None
         self._proc: subprocess.Popen | None = None
         self._users: dict[str, str] = {}
-        self._passwd_mtime = 0
+        self._mtimes: dict[str, int] = {}
         self.imap_port = self.imaps_port = self.pop3_port = self.pop3s_port = 0
         if os.geteuid() == 0:
             self.uid = self.gid = NOBODY
@@ -192,24 +198,16 @@ class Dovecot:
         """
         if self._own_dir:
             self.base = Path(tempfile.mkdtemp(prefix="dovecot-test-"))
-        os.chmod(self.base, 0o755)  # the login and mail users must traverse it
-        for sub in ("state", "tls"):
-            (self.base / sub).mkdir(exist_ok=True)
-        (self.base / "mail").mkdir(exist_ok=True)
-        os.chown(self.base / "mail", self.uid, self.gid)
-        _make_certificates(self.base / "tls")
-        self._write_passwd()
-        self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port = _free_ports(4)
-        self.conf_file.write_text(self._config())
-        with open(self.base / "stderr.log", "wb") as err:
-            self._proc = subprocess.Popen(
-                [self._binary, "-F", "-c", str(self.conf_file)],
-                stdin=subprocess.DEVNULL,
-                stdout=err,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: stop() kills it whole
-            )
         try:
+            self._prepare()
+            with open(self.base / "stderr.log", "wb") as err:
+                self._proc = subprocess.Popen(
+                    [self._binary, "-F", "-c", str(self.conf_file)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=err,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # own process group: stop() kills it whole
+                )
             self._wait_ready(timeout)
         except BaseException:
             self.stop()
@@ -221,20 +219,17 @@ class Dovecot:
             proc, self._proc = self._proc, None
             if proc.poll() is None:
                 proc.terminate()
-                try:
-                    proc.wait(10)
+                try:  # a clean shutdown takes ~1 s; but a login process caught starting up
+                    proc.wait(2)  # makes the master wait 5 s more for it: not worth waiting
                 except subprocess.TimeoutExpired:
                     pass
-            try:  # stragglers (mail processes) share the master's process group
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill_group(proc.pid)
             proc.wait()
         if self._own_dir and self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
 
-    def __enter__(self) -> Dovecot:
+    def __enter__(self):
         self.start()
         return self
 
@@ -247,16 +242,23 @@ class Dovecot:
         """Create a user (mailbox created on first login). ``ValueError`` if it exists."""
         if login in self._users:
             raise ValueError(f"user {login!r} exists")
-        self._users[login] = _check_field(password)
-        _check_field(login)
-        self._write_passwd()
+        if "/" in login:
+            raise ValueError(f"'/' in login {login!r}")
+        self._users[_check_field(login)] = _check_field(password)
+        if self.base is not None:
+            self._write_passwd(login)
 
     def set_password(self, login: str, password: str) -> None:
-        """Change a user's password; effective for the next login (no auth cache)."""
+        """Change a user's password; effective for the next login. Takes up to one second.
+
+        Dovecot checks a passwd-file for changes at most once per second (per file), so this
+        waits for the next full second: a login right after it then sees the new password.
+        """
         if login not in self._users:
             raise KeyError(login)
         self._users[login] = _check_field(password)
-        self._write_passwd()
+        self._write_passwd(login)
+        time.sleep(1.01 - time.time() % 1)
 
     def password(self, login: str) -> str:
         """The current password of ``login``."""
@@ -336,6 +338,7 @@ class Dovecot:
         """Run ``doveadm -c <our conf> *args``; return stdout, raise ``RuntimeError`` on failure."""
         proc = subprocess.run(
             [self._doveadm, "-c", str(self.conf_file), *args],
+            check=False,
             capture_output=True,
             text=True,
             timeout=30,
@@ -345,6 +348,19 @@ class Dovecot:
         return proc.stdout
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Create the directory tree, certificates, passwd-files and ``dovecot.conf``."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.base, 0o755)  # the login and mail users must traverse it
+        for sub in ("state", "tls", "passwd.d", "mail"):
+            (self.base / sub).mkdir(exist_ok=True)
+        os.chown(self.base / "mail", self.uid, self.gid)
+        _make_certificates(self.base / "tls")
+        for login in self._users:
+            self._write_passwd(login)
+        self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port = _free_ports(4)
+        self.conf_file.write_text(self._config())
 
     def _config(self) -> str:
         rootless = ""
@@ -371,29 +387,37 @@ class Dovecot:
             pop3s_port=self.pop3s_port,
         )
 
-    def _write_passwd(self) -> None:
-        # Dovecot reloads the passwd-file when its mtime (whole seconds) or size changes, so
-        # a same-length password written within the same second would go unnoticed: give every
-        # version a new mtime.
-        path = self.base / "passwd"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(f"{u}:{p}::::::\n" for u, p in self._users.items()))
+    def _write_passwd(self, login: str) -> None:
+        # Dovecot reloads a passwd-file only when its mtime (whole seconds) or size changed, so
+        # give every version of the file a new mtime.
+        path = self.base / "passwd.d" / login
+        tmp = path.with_name(login + ".tmp")
+        tmp.write_text(f"{login}:{self._users[login]}::::::\n")
         os.chmod(tmp, 0o644)
-        self._passwd_mtime = max(int(time.time()), self._passwd_mtime + 1)
-        os.utime(tmp, (self._passwd_mtime, self._passwd_mtime))
+        mtime = max(int(time.time()), self._mtimes.get(login, 0) + 1)
+        self._mtimes[login] = mtime
+        os.utime(tmp, (mtime, mtime))
         os.replace(tmp, path)
 
     def _wait_ready(self, timeout: float) -> None:
+        """Wait for the IMAP and POP3 greetings (sent once auth is up) and the TLS ports."""
         deadline = time.monotonic() + timeout
-        pending = [self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port]
+        pending = [
+            (self.imap_port, b"* OK"),
+            (self.pop3_port, b"+OK"),
+            (self.imaps_port, b""),
+            (self.pop3s_port, b""),
+        ]
         while pending:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"dovecot exited with {self._proc.returncode}:\n{self._tail()}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"dovecot not listening on {pending}:\n{self._tail()}")
+                raise RuntimeError(f"dovecot not ready on {pending}:\n{self._tail()}")
+            port, greeting = pending[0]
             try:
-                socket.create_connection((self.host, pending[0]), timeout=1).close()
-                pending.pop(0)
+                with socket.create_connection((self.host, port), timeout=2) as sock:
+                    if not greeting or sock.recv(100).startswith(greeting):
+                        pending.pop(0)
             except OSError:
                 time.sleep(0.05)
 
@@ -422,6 +446,38 @@ def _check_field(value: str) -> str:
     if not value or any(c in value for c in ":\r\n"):
         raise ValueError(f"not usable in a passwd-file: {value!r}")
     return value
+
+
+def _kill_group(pgid: int, timeout: float = 10.0) -> None:
+    """SIGKILL what is left of process group ``pgid`` and wait until none of it runs.
+
+    Zombies do not count: once the master is gone, its children are reaped by init, which may
+    take a while (or, in a container without an init, forever).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if not _live_members(pgid):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"dovecot processes of group {pgid} survived SIGKILL")
+        time.sleep(0.02)
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Pids of group ``pgid`` that are not zombies (Linux ``/proc``; elsewhere: none known)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(int(stat.parent.name))
+    return live
 
 
 def _sbin(name: str) -> str | None:
@@ -467,9 +523,9 @@ def _make_certificates(directory: Path) -> None:
             )
         )
         if ca:
-            usage = dict(key_cert_sign=True, crl_sign=True, digital_signature=False)
+            usage = {"key_cert_sign": True, "crl_sign": True, "digital_signature": False}
         else:
-            usage = dict(key_cert_sign=False, crl_sign=False, digital_signature=True)
+            usage = {"key_cert_sign": False, "crl_sign": False, "digital_signature": True}
             builder = builder.add_extension(
                 x509.SubjectAlternativeName(
                     [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
@@ -491,16 +547,26 @@ def _make_certificates(directory: Path) -> None:
         return builder.sign(signing_key, hashes.SHA256())
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = build("crm_gmail_sync test CA", "crm_gmail_sync test CA", ca_key.public_key(),
-                    ca_key, ca_key.public_key(), ca=True)
+    ca_cert = build(
+        "crm_gmail_sync test CA",
+        "crm_gmail_sync test CA",
+        ca_key.public_key(),
+        ca_key,
+        ca_key.public_key(),
+        ca=True,
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = build("localhost", "crm_gmail_sync test CA", key.public_key(), ca_key,
-                 ca_key.public_key(), ca=False)
+    cert = build(
+        "localhost",
+        "crm_gmail_sync test CA",
+        key.public_key(),
+        ca_key,
+        ca_key.public_key(),
+        ca=False,
+    )
     pem = serialization.Encoding.PEM
     (directory / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
     (directory / "server.pem").write_bytes(cert.public_bytes(pem))
     (directory / "server.key").write_bytes(
-        key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )

@@ -70,7 +70,7 @@ class DroppingProxy:
         for worker in self._workers:
             worker.join(5)
 
-    def __enter__(self) -> DroppingProxy:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:

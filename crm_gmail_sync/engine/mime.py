@@ -11,13 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import email
 import hashlib
-from email.message import Message
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 
 from .addresses import parse_addresses
 from .charset import decode_header_value, raw_text
-from .mimeparts import header_block, read_parts, split_head
+from .mimeparts import header_block, header_fields, read_parts, split_head
 from .threads import clean_msgid, parse_msgids, thread_key
 from .types import (
     DIRECTION_RECEIVED,
@@ -71,22 +70,22 @@ def parse_headers(
     gmail_thrid: str = "",
     size: int = 0,
     fallback_date: dt.datetime | None = None,
+    decide_only: bool = False,
 ) -> HeaderInfo:
     """Read the header block of a message into a :class:`HeaderInfo`.
 
     ``owner`` is the set of the owner's normalised addresses: a message from
-    one of them is *sent*. Never raises on malformed input.
+    one of them is *sent*. ``decide_only`` reads just what the header-first
+    decision needs (addresses, identity, direction) and leaves subject, date
+    and references empty: most headers are of mail that is never stored.
+    Never raises on malformed input.
     """
-    msg = header_block(raw_header)
-    return _header_info(msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallback_date)
-
-
-def _index(msg: Message) -> dict[str, list[str]]:
-    """Header values by lower-cased name, decoded to text once (one pass, no re-scans)."""
-    fields: dict[str, list[str]] = {}
-    for name, value in msg.raw_items():
-        fields.setdefault(name.lower(), []).append(raw_text(value))
-    return fields
+    fields = {
+        name: [raw_text(v) for v in values] for name, values in header_fields(raw_header).items()
+    }
+    return _header_info(
+        fields, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallback_date, decide_only
+    )
 
 
 def _one(fields: dict, name: str) -> str:
@@ -94,16 +93,14 @@ def _one(fields: dict, name: str) -> str:
     return values[0] if values else ""
 
 
-def _header_info(msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallback_date):
-    msg = _index(msg)
-
+def _header_info(
+    msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallback_date, decide_only=False
+):
     def addrs(name):
         return parse_addresses(msg.get(name), decode=decode_header_value)
 
     from_ = addrs("from")
     message_id = clean_msgid(_one(msg, "message-id"))
-    references = parse_msgids(" ".join(msg.get("references", ())))
-    in_reply_to = (parse_msgids(_one(msg, "in-reply-to")) or [""])[0]
     info = HeaderInfo(
         folder=folder,
         uid=str(uid),
@@ -114,15 +111,17 @@ def _header_info(msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallba
         cc=addrs("cc"),
         bcc=addrs("bcc"),
         reply_to=addrs("reply-to"),
-        subject=decode_header_value(_one(msg, "subject")),
-        date=parse_date(_one(msg, "date")) or fallback_date,
+        date=fallback_date,
         size=size,
         gmail_msgid=gmail_msgid or "",
         gmail_thrid=gmail_thrid or "",
-        in_reply_to=in_reply_to,
-        references=references,
         direction=DIRECTION_SENT if from_ and from_[0].email in owner else DIRECTION_RECEIVED,
     )
+    if not decide_only:
+        info.subject = decode_header_value(_one(msg, "subject"))
+        info.date = parse_date(_one(msg, "date")) or fallback_date
+        info.references = parse_msgids(" ".join(msg.get("references", ())))
+        info.in_reply_to = (parse_msgids(_one(msg, "in-reply-to")) or [""])[0]
     return info
 
 
@@ -173,8 +172,11 @@ def parse_message(
     except Exception:  # noqa: BLE001 - not a clean header block: the stdlib parser decides
         msg = email.message_from_bytes(raw, policy=compat32)
         body = None
+    fields: dict[str, list[str]] = {}
+    for name, value in msg.raw_items():
+        fields.setdefault(name.lower(), []).append(raw_text(value))
     header = _header_info(
-        msg, folder, uid, owner, gmail_msgid, gmail_thrid, len(raw), fallback_date
+        fields, folder, uid, owner, gmail_msgid, gmail_thrid, len(raw), fallback_date
     )
     parsed = ParsedMessage(header=header, thread_key=thread_key(header))
     read_parts(raw, msg, body, parsed)

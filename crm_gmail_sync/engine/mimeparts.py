@@ -51,25 +51,38 @@ def split_head(raw: bytes) -> tuple[bytes, bytes]:
 _FIELD_START = re.compile(r"\r?\n(?![ \t])")
 
 
-def header_block(head: bytes, strict: bool = False) -> Message:
-    """A header-only :class:`Message` from a raw header block, without the line parser.
-
-    Behaves as ``email.message_from_bytes(head, policy=compat32)`` does for
-    headers (folded values kept, raw 8-bit bytes surrogate-escaped) at a
-    fraction of the cost. A line that is not ``Name: value`` is dropped, or
-    with ``strict`` ends the fast path (the stdlib parser then decides where
-    the body starts).
-
-    >>> header_block(b"Subject: a\\r\\n b\\r\\nX: 1\\r\\n\\r\\n")["subject"]
-    'a\\r\\n b'
-    """
-    msg = Message()
+def _fields(head: bytes, strict: bool):
+    """``(name, raw value)`` of each header line: folded values kept, 8-bit bytes
+    surrogate-escaped, as the stdlib parser stores them."""
     for field in _FIELD_START.split(head.decode("ascii", "surrogateescape")):
         name, sep, value = field.partition(":")
         if sep and name and name.isprintable() and " " not in name and "\t" not in name:
-            msg[name] = value.lstrip(" \t").rstrip("\r\n")
+            yield name, value.lstrip(" \t").rstrip("\r\n")
         elif strict and field.strip():
             raise _Bail()
+
+
+def header_fields(head: bytes) -> dict[str, list[str]]:
+    """Raw header values by lower-cased name; lines that are not ``Name: value`` are dropped.
+
+    >>> header_fields(b"Subject: a\\r\\n b\\r\\nTo: x\\r\\nto: y\\r\\n\\r\\n")
+    {'subject': ['a\\r\\n b'], 'to': ['x', 'y']}
+    """
+    out: dict[str, list[str]] = {}
+    for name, value in _fields(head, False):
+        out.setdefault(name.lower(), []).append(value)
+    return out
+
+
+def header_block(head: bytes, strict: bool = False) -> Message:
+    """A header-only :class:`Message`, as ``email.message_from_bytes`` would give, faster.
+
+    With ``strict``, a line that is not ``Name: value`` ends the fast path
+    (the stdlib parser then decides where the body starts).
+    """
+    msg = Message()
+    for name, value in _fields(head, strict):
+        msg[name] = value
     return msg
 
 
@@ -239,6 +252,9 @@ def _leaf(part: Message, content: bytes, parsed: ParsedMessage, top: bool, subje
 
 
 def _filename(part: Message) -> str:
+    params = str(part.get("content-disposition", "")) + str(part.get("content-type", ""))
+    if "name" not in params.lower():  # most parts: skip the costly parameter parsing
+        return ""
     try:
         name = part.get_filename() or part.get_param("name") or ""
     except Exception:  # noqa: BLE001

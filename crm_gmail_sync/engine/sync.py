@@ -136,12 +136,17 @@ class _Run:
         def fetch_headers(uids):
             heads = {}
             for item in tr.fetch_headers(uids):
-                head = self._header(
-                    folder, item.uid, item.data, item.size, item.gm_msgid, item.gm_thrid
+                # date = arrival time until the full parse reads the Date header
+                heads[item.uid] = self._header(
+                    folder,
+                    item.uid,
+                    item.data,
+                    item.size,
+                    item.gm_msgid,
+                    item.gm_thrid,
+                    arrival=item.internaldate,
+                    decide_only=True,
                 )
-                if isinstance(head, HeaderInfo) and head.date is None:
-                    head.date = item.internaldate  # no usable Date header: the arrival time
-                heads[item.uid] = head
             return heads
 
         if cur.high or cur.backfill_done:  # incremental: everything above high, oldest first
@@ -206,7 +211,9 @@ class _Run:
             yield self._batch(folder, [], [])
 
     # ---------------------------------------------------------------- shared
-    def _header(self, folder, uid, data, size, gm_msgid="", gm_thrid=""):
+    def _header(
+        self, folder, uid, data, size, gm_msgid="", gm_thrid="", arrival=None, decide_only=False
+    ):
         try:
             return parse_headers(
                 data,
@@ -216,6 +223,8 @@ class _Run:
                 gmail_msgid=gm_msgid,
                 gmail_thrid=gm_thrid,
                 size=size,
+                fallback_date=arrival,
+                decide_only=decide_only,
             )
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
             return Outcome(folder, str(uid), UNPARSEABLE, reason=f"headers: {exc!r}")

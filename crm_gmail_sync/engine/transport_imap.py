@@ -24,6 +24,29 @@ _ATTR_RE = {
     "gm_thrid": re.compile(rb"\bX-GM-THRID (\d+)"),
     "internaldate": re.compile(rb'\bINTERNALDATE "([^"]+)"'),
 }
+_INTERNALDATE_RE = re.compile(
+    rb"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"
+)
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        [
+            b"jan",
+            b"feb",
+            b"mar",
+            b"apr",
+            b"may",
+            b"jun",
+            b"jul",
+            b"aug",
+            b"sep",
+            b"oct",
+            b"nov",
+            b"dec",
+        ],
+        1,
+    )
+}
 _STATUS_RE = re.compile(rb"(UIDNEXT|UIDVALIDITY|MESSAGES) (\d+)")
 SENT_NAMES = (
     "Sent",
@@ -51,10 +74,23 @@ class FetchedItem:
 
     @property
     def internaldate(self) -> dt.datetime | None:
-        """INTERNALDATE as aware UTC datetime (parsed on demand: it is rarely needed)."""
+        """INTERNALDATE (``17-Jul-1996 02:44:25 -0700``) as an aware UTC datetime."""
+        m = _INTERNALDATE_RE.match(self.internaldate_raw)
+        if not m:
+            return None
+        day, mon, year, hh, mm, ss, sign, zh, zm = m.groups()
         try:
-            when = dt.datetime.strptime(self.internaldate_raw.decode(), "%d-%b-%Y %H:%M:%S %z")
-        except ValueError:
+            offset = dt.timedelta(hours=int(zh), minutes=int(zm)) * (-1 if sign == b"-" else 1)
+            when = dt.datetime(
+                int(year),
+                _MONTHS[mon.lower()],
+                int(day),
+                int(hh),
+                int(mm),
+                int(ss),
+                tzinfo=dt.timezone(offset),
+            )
+        except (KeyError, ValueError):
             return None
         return when.astimezone(dt.timezone.utc)
 
