@@ -163,3 +163,22 @@ class TestLicence(GmailSyncCommon):
         self.assertTrue(as_owner.is_accessible)
         with self.assertRaises(AccessError):
             as_owner.mailbox_id.password  # noqa: B018
+
+    def test_messages_in_german(self):
+        from ..engine import AuthError
+
+        self.env["res.lang"]._activate_lang("de_DE")
+        self.user_owner.lang = "de_DE"
+        text = self.mailbox_owner._error_text(AuthError(server_text="[AUTHENTICATIONFAILED]"))
+        self.assertIn("Der Server hat die Anmeldung abgelehnt", text)
+        self.assertIn("Antwort des Servers: [AUTHENTICATIONFAILED]", text)
+        seats, used = self.env["res.groups"]._crm_gmail_sync_seats()
+        self.env["ir.config_parameter"].sudo().set_param("crm_gmail_sync.seats", used)
+        with self.assertRaisesText(ValidationError, "Lizenz"):
+            self.env["res.users"].with_context(lang="de_DE").create(
+                {
+                    "name": "Zu viel",
+                    "login": "gs_zu_viel",
+                    "groups_id": [Command.link(self.env.ref(SEAT).id)],
+                }
+            )
