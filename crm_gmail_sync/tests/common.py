@@ -55,7 +55,10 @@ class GmailSyncCommon(TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
+        # crm_gmail_sync_no_commit: the cron must not commit inside a test transaction
+        cls.env = cls.env(
+            context=dict(cls.env.context, tracking_disable=True, crm_gmail_sync_no_commit=True)
+        )
         cls.env["ir.config_parameter"].sudo().set_param("crm_gmail_sync.seats", 20)
         cls.env["ir.config_parameter"].sudo().set_param("crm_gmail_sync.admin_reads_all", False)
         cls.user_owner = mail_new_test_user(
