@@ -418,6 +418,15 @@ class CrmGmailMailbox(models.Model):
                 if in_test:
                     raise
                 self.env.cr.rollback()  # pylint: disable=invalid-commit
+                mailbox.write(
+                    {
+                        "last_error": mailbox.with_context(lang=mailbox.user_id.lang).env._(
+                            "Storing the fetched mail failed; it is fetched again next time. "
+                            "Details are in the server log."
+                        ),
+                        "last_error_date": fields.Datetime.now(),
+                    }
+                )
             commit()
 
     def _sync_one(self, commit=None):

@@ -182,3 +182,26 @@ class TestLicence(GmailSyncCommon):
                     "groups_id": [Command.link(self.env.ref(SEAT).id)],
                 }
             )
+
+    def test_settings_interval_and_views(self):
+        cron = self.env.ref("crm_gmail_sync.ir_cron_crm_gmail_sync_fetch")
+        self.assertEqual((cron.interval_number, cron.interval_type), (5, "minutes"))
+        settings = self.env["res.config.settings"].create({})
+        self.assertEqual(settings.crm_gmail_sync_interval, 5)
+        settings.crm_gmail_sync_interval = 15
+        settings.execute()
+        self.assertEqual((cron.interval_number, cron.interval_type), (15, "minutes"))
+        with self.assertRaisesText(ValidationError, "minute"):
+            self.env["res.config.settings"].create({"crm_gmail_sync_interval": 0}).execute()
+        # every screen loads for the users who reach it
+        for model, user in (
+            ("crm.gmail.mailbox", self.user_owner),
+            ("crm.gmail.mailbox", self.user_admin),
+            ("crm.gmail.message", self.user_owner),
+            ("crm.gmail.message", self.user_noseat),
+        ):
+            views = self.env[model].with_user(user).get_views([(False, "list"), (False, "form")])
+            self.assertEqual(set(views["views"]), {"list", "form"})
+        action = self.mailbox_owner.with_user(self.user_owner).action_open_my_mailbox()
+        self.assertEqual(action["res_id"], self.mailbox_owner.id)
+        self.assertEqual(self.mailbox_owner.with_user(self.user_owner).message_count, 0)
