@@ -20,6 +20,7 @@
         "views/res_config_settings_views.xml",
         "views/crm_gmail_sync_menus.xml",
     ],
+    "demo": ["demo/crm_gmail_sync_demo.xml"],
     "installable": True,
     "application": False,
 }

@@ -40,6 +40,24 @@ def tls_context(account: Account) -> ssl.SSLContext:
     return ctx
 
 
+class XOAuth2:
+    """imaplib ``authenticate`` callback: the token first, then an empty answer.
+
+    On a refused token Gmail sends a JSON error as a challenge and waits for an
+    empty line before its ``NO``; answering with the token again would loop.
+    """
+
+    def __init__(self, login: str, token: str):
+        self.payload = xoauth2(login, token)
+        self.sent = False
+
+    def __call__(self, challenge: bytes) -> bytes:
+        if self.sent:
+            return b""
+        self.sent = True
+        return self.payload
+
+
 def xoauth2(login: str, token: str) -> bytes:
     """The SASL XOAUTH2 initial response (not yet base64-encoded).
 

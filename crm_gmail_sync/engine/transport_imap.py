@@ -11,7 +11,7 @@ import imaplib
 import re
 from dataclasses import dataclass
 
-from .connection import port_of, tls_context, xoauth2
+from .connection import XOAuth2, port_of, tls_context
 from .errors import ProtocolError, SyncError, classify
 from .mime import HEADER_FIELDS
 from .types import SECURITY_NONE, SECURITY_STARTTLS, Account
@@ -192,7 +192,7 @@ class ImapTransport:
             raise classify(exc) from None
         try:
             if acc.oauth_token:
-                self.conn.authenticate("XOAUTH2", lambda _: xoauth2(acc.login, acc.oauth_token))
+                self.conn.authenticate("XOAUTH2", XOAuth2(acc.login, acc.oauth_token))
             else:
                 self.conn.login(acc.login, acc.password or "")
             self.capabilities = (
