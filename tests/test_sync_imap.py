@@ -285,3 +285,23 @@ def test_unparseable_message_is_reported_and_passed(dovecot, mailbox, monkeypatc
     assert "cannot read this one" in bad[0].reason
     assert store.state.folders["INBOX"].high >= 5  # the cursor moved past it
     assert store.subjects() == ["Mail 3", "Mail 6"]
+
+
+def test_silent_server_times_out(mail_user):
+    import socket
+    import time
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never greets
+        acc = Account(
+            host="127.0.0.1",
+            port=silent.getsockname()[1],
+            security="ssl",
+            login=mail_user.login,
+            password="x",
+            timeout=0.5,
+        )
+        start = time.monotonic()
+        with pytest.raises(NetworkError) as err:
+            check_connection(acc)
+        assert time.monotonic() - start < 5
+    assert "did not answer in time" in err.value.message
