@@ -1,11 +1,10 @@
-import datetime as dt
 import json
 import logging
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 from odoo.modules import module as odoo_module
-from odoo.tools import SQL, html2plaintext, plaintext2html
+from odoo.tools import SQL, plaintext2html
 
 from ..engine import (
     AuthError,
@@ -21,7 +20,6 @@ from ..engine import (
 from ..engine import errors as engine_errors
 from ..engine.connection import GMAIL_PRESETS
 from ..engine.types import (
-    DIRECTION_SENT,
     OUTCOMES,
     PROTOCOL_IMAP,
     PROTOCOL_POP3,
@@ -35,7 +33,6 @@ _logger = logging.getLogger(__name__)
 
 PARAM_SINCE_DAYS = "crm_gmail_sync.since_days"
 PARAM_BATCH_SIZE = "crm_gmail_sync.batch_size"
-PREVIEW_LENGTH = 200
 LOCK_NAMESPACE = 0x6D61696C  # "mail": pg advisory lock namespace of mailbox syncs
 # Fields whose change means "try again": a corrected password resumes fetching.
 CONNECTION_FIELDS = {
@@ -522,33 +519,22 @@ class CrmGmailMailbox(models.Model):
         return {row[0] for row in rows}
 
     def _store_batch(self, batch, owner):
-        """Create the batch's messages, participants and attachments; then save the cursor."""
+        """Create the batch's emails, then save the cursor and the counters."""
         self.ensure_one()
-        Message = self.env["crm.gmail.message"].sudo()
-        messages = Message.browse()
-        if batch.messages:
-            vals_list = [self._message_vals(msg) for msg in batch.messages]
-            messages = Message.create(vals_list)
-            address_vals, attachment_vals = [], []
-            for record, msg in zip(messages, batch.messages):
-                address_vals += self._address_vals(record, msg, owner)
-                for att in msg.attachments:
-                    attachment_vals.append(
-                        {
-                            "name": att.filename or "attachment",
-                            "raw": att.content,
-                            "mimetype": att.mimetype,
-                            "res_model": Message._name,
-                            "res_id": record.id,
-                            "description": att.content_id or False,
-                        }
-                    )
-            self.env["crm.gmail.message.address"].sudo().create(address_vals)
-            if attachment_vals:
-                self.env["ir.attachment"].sudo().create(attachment_vals)
+        messages = (
+            self.env["crm.gmail.message"].sudo()._create_from_engine(self, batch.messages, owner)
+        )
         counts = dict.fromkeys(OUTCOMES, 0)
         for outcome in batch.outcomes:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            if outcome.status == "unparseable":
+                _logger.info(
+                    "crm_gmail_sync: mailbox %s: %s/%s unparseable: %s",
+                    self.id,
+                    outcome.folder,
+                    outcome.uid,
+                    outcome.reason,
+                )
         self.write(
             {
                 "sync_state": json.dumps(batch.state.to_json(), sort_keys=True),
@@ -558,84 +544,4 @@ class CrmGmailMailbox(models.Model):
                 "count_unparseable": self.count_unparseable + counts["unparseable"],
             }
         )
-        for outcome in batch.outcomes:
-            if outcome.status == "unparseable":
-                _logger.info(
-                    "crm_gmail_sync: mailbox %s: %s/%s unparseable: %s",
-                    self.id,
-                    outcome.folder,
-                    outcome.uid,
-                    outcome.reason,
-                )
         return messages
-
-    def _message_vals(self, msg):
-        head = msg.header
-        date = head.date
-        if date is not None:
-            if date.tzinfo is not None:
-                date = date.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        text = msg.body_text or (html2plaintext(msg.body_html) if msg.body_html else "")
-        body = msg.body_html or (plaintext2html(msg.body_text) if msg.body_text else False)
-        return {
-            "mailbox_id": self.id,
-            "owner_id": self.user_id.id,
-            "dedupe_key": head.dedupe_key,
-            "direction": "sent" if head.direction == DIRECTION_SENT else "received",
-            "email_from": _format(head.from_),
-            "email_to": _format(head.to),
-            "email_cc": _format(head.cc),
-            "email_reply_to": _format(head.reply_to),
-            "date": date or fields.Datetime.now(),
-            "subject": head.subject or False,
-            "body_html": body,
-            "preview": " ".join(text.split())[:PREVIEW_LENGTH] or False,
-            "thread_key": msg.thread_key or False,
-            "message_id_header": head.message_id or False,
-            "in_reply_to": head.in_reply_to or False,
-            "references": " ".join(head.references) or False,
-            "gmail_msgid": head.gmail_msgid or False,
-            "gmail_thrid": head.gmail_thrid or False,
-            "folder": head.folder or False,
-            "server_uid": head.uid or False,
-            "size": head.size or 0,
-        }
-
-    def _address_vals(self, record, msg, owner):
-        head = msg.header
-        participants = set(msg.participants)
-        roles = [
-            ("from", head.from_),
-            ("to", head.to),
-            ("cc", head.cc),
-            ("reply_to", head.reply_to),
-        ]
-        if head.direction == DIRECTION_SENT:
-            roles.append(("bcc", head.bcc))
-        seen, out = set(), []
-        for role, addresses in roles:
-            for address in addresses:
-                email = address.email
-                if email in seen or email in owner or email not in participants:
-                    continue
-                seen.add(email)
-                out.append(
-                    {
-                        "message_id": record.id,
-                        "email": email,
-                        "name": address.name or False,
-                        "role": role,
-                    }
-                )
-        return out
-
-
-def _format(addresses):
-    parts = []
-    for address in addresses:
-        if address.name:
-            name = address.name.replace('"', "'")
-            parts.append(f'"{name}" <{address.email}>')
-        else:
-            parts.append(address.email)
-    return ", ".join(parts) or False

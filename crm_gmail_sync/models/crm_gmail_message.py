@@ -1,9 +1,14 @@
+import datetime as dt
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.osv import expression
-from odoo.tools import SQL
+from odoo.tools import SQL, html2plaintext, plaintext2html
 
+from ..engine.types import DIRECTION_SENT
 from .res_groups import GROUP_SEAT
+
+PREVIEW_LENGTH = 200
 
 PARAM_ADMIN_READS_ALL = "crm_gmail_sync.admin_reads_all"
 
@@ -271,3 +276,103 @@ class CrmGmailMessage(models.Model):
                 ("partner_id.gmail_email_key", "in", list(keys)),
             ]
         return [("gmail_email_key", "in", list(keys))]
+
+    # ------------------------------------------------------------ sync storage
+    @api.model
+    def _create_from_engine(self, mailbox, parsed_messages, owner):
+        """Store the engine's :class:`ParsedMessage` list of ``mailbox``: one ``create``
+        each for the emails, their participants and their attachments."""
+        if not parsed_messages:
+            return self.browse()
+        records = self.create([self._engine_vals(mailbox, msg) for msg in parsed_messages])
+        address_vals, attachment_vals = [], []
+        for record, msg in zip(records, parsed_messages):
+            address_vals += self._engine_address_vals(record, msg, owner)
+            attachment_vals += [
+                {
+                    "name": att.filename or "attachment",
+                    "raw": att.content,
+                    "mimetype": att.mimetype,
+                    "res_model": self._name,
+                    "res_id": record.id,
+                    "description": att.content_id or False,
+                }
+                for att in msg.attachments
+            ]
+        self.env["crm.gmail.message.address"].create(address_vals)
+        if attachment_vals:
+            self.env["ir.attachment"].create(attachment_vals)
+        return records
+
+    @api.model
+    def _engine_vals(self, mailbox, msg):
+        head = msg.header
+        date = head.date
+        if date is not None:
+            if date.tzinfo is not None:
+                date = date.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        text = msg.body_text or (html2plaintext(msg.body_html) if msg.body_html else "")
+        body = msg.body_html or (plaintext2html(msg.body_text) if msg.body_text else False)
+        return {
+            "mailbox_id": mailbox.id,
+            "owner_id": mailbox.user_id.id,
+            "dedupe_key": head.dedupe_key,
+            "direction": "sent" if head.direction == DIRECTION_SENT else "received",
+            "email_from": _format(head.from_),
+            "email_to": _format(head.to),
+            "email_cc": _format(head.cc),
+            "email_reply_to": _format(head.reply_to),
+            "date": date or fields.Datetime.now(),
+            "subject": head.subject or False,
+            "body_html": body,
+            "preview": " ".join(text.split())[:PREVIEW_LENGTH] or False,
+            "thread_key": msg.thread_key or False,
+            "message_id_header": head.message_id or False,
+            "in_reply_to": head.in_reply_to or False,
+            "references": " ".join(head.references) or False,
+            "gmail_msgid": head.gmail_msgid or False,
+            "gmail_thrid": head.gmail_thrid or False,
+            "folder": head.folder or False,
+            "server_uid": head.uid or False,
+            "size": head.size or 0,
+        }
+
+    @api.model
+    def _engine_address_vals(self, record, msg, owner):
+        head = msg.header
+        participants = set(msg.participants)
+        roles = [
+            ("from", head.from_),
+            ("to", head.to),
+            ("cc", head.cc),
+            ("reply_to", head.reply_to),
+        ]
+        if head.direction == DIRECTION_SENT:
+            roles.append(("bcc", head.bcc))
+        seen, out = set(), []
+        for role, addresses in roles:
+            for address in addresses:
+                email = address.email
+                if email in seen or email in owner or email not in participants:
+                    continue
+                seen.add(email)
+                out.append(
+                    {
+                        "message_id": record.id,
+                        "email": email,
+                        "name": address.name or False,
+                        "role": role,
+                    }
+                )
+        return out
+
+
+def _format(addresses):
+    parts = []
+    for address in addresses:
+        if address.name:
+            name = address.name.replace('"', "'")
+            parts.append(f'"{name}" <{address.email}>')
+        else:
+            parts.append(address.email)
+    return ", ".join(parts) or False
