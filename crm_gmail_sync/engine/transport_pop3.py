@@ -53,7 +53,13 @@ class Pop3Transport:
         try:
             if acc.oauth_token:
                 token = base64.b64encode(xoauth2(acc.login, acc.oauth_token)).decode()
-                self.conn._shortcmd(f"AUTH XOAUTH2 {token}")
+                resp = self.conn._shortcmd(f"AUTH XOAUTH2 {token}")
+                if not resp.startswith(b"+OK"):
+                    # "+ <base64 JSON error>": the token was refused, and the server waits
+                    # for an empty response before its -ERR (poplib takes any "+" for OK).
+                    resp = self.conn._shortcmd("")
+                    if not resp.startswith(b"+OK"):
+                        raise poplib.error_proto(resp)
             else:
                 self.conn.user(acc.login)
                 self.conn.pass_(acc.password or "")

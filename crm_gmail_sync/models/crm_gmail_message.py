@@ -145,7 +145,8 @@ class CrmGmailMessage(models.Model):
     def _accessible_domain(self):
         """The domain of the emails the current user may read (the record rule's meaning).
 
-        - only emails of an active mailbox whose owner is active and holds a seat;
+        - only emails of an active mailbox whose owner is active and holds a seat, and
+          only for readers who hold a seat themselves (the Mail add-on);
         - the owner reads them all;
         - anybody else reads an email of a *shared* mailbox when its owner shared a
           lead/deal/contact whose *current* address is among its participants (a deal:
@@ -169,6 +170,8 @@ class CrmGmailMessage(models.Model):
             PARAM_ADMIN_READS_ALL
         ) in ("1", "True", "true"):
             return domain
+        if not self.env.user._has_group(GROUP_SEAT):
+            return expression.FALSE_DOMAIN  # without the Mail add-on no synced mail at all
         return [
             *domain,
             "|",

@@ -87,7 +87,8 @@ class GmailSyncCommon(TransactionCase):
             login="gs_admin",
             name="Adam Admin",
             email="adam@ourco.test",
-            groups="base.group_user,base.group_allow_export,base.group_system,sales_team.group_sale_manager",
+            groups="base.group_user,base.group_allow_export,base.group_system,"
+            f"sales_team.group_sale_manager,{SEAT}",
         )
         Partner = cls.env["res.partner"]
         cls.contact = Partner.create({"name": "Chris Customer", "email": "chris@acme.test"})
