@@ -15,10 +15,18 @@ attribute      protocol                            TLS
 =============  ==================================  ====================
 
 Each user has a one-line ``passwd-file`` with a plain-text password, which Dovecot re-reads when it
-changes, so ``add_user`` and ``set_password`` take effect without a reload. Mail is Maildir under
+changes, so ``add_user`` and ``set_password`` take effect without a reload. Those passwords serve
+the SASL mechanisms PLAIN and LOGIN (IMAP ``LOGIN``, POP3 ``USER``/``PASS``). Mail is Maildir under
 the temporary directory, owned by ``nobody`` when run as root and by the current user otherwise.
 The hierarchy separator is ``/`` (as on Gmail); ``Sent``, ``Drafts``, ``Trash`` and ``Junk`` exist
 with their special-use flags.
+
+OAuth2 access tokens serve XOAUTH2 and OAUTHBEARER: Dovecot's ``oauth2`` passdb asks an
+RFC 7662-style introspection endpoint about every token, and the fixture runs that endpoint itself
+(a stdlib HTTP server on 127.0.0.1 in a daemon thread, see ``TokenServer``), answering from an
+in-memory table that ``add_token`` and ``revoke_token`` change at once (no auth cache, so a revoked
+token is refused from the next login on). A refused token is answered, as by Gmail, with a base64
+JSON error challenge; the ``NO``/``-ERR`` follows the client's empty response.
 
 Plain library code, no pytest: ``tests/conftest.py`` wraps it in fixtures. Example::
 
@@ -26,12 +34,16 @@ Plain library code, no pytest: ``tests/conftest.py`` wraps it in fixtures. Examp
         server.add_user("ann@example.test", "secret")
         uid = server.append("ann@example.test", "INBOX", b"Subject: hi\\r\\n\\r\\nbody\\r\\n")
         assert server.flags("ann@example.test", "INBOX") == {uid: set()}
+        server.add_token("ann@example.test", "ya29.token")  # XOAUTH2 user=ann@...,auth=Bearer ...
+        server.revoke_token("ya29.token")
 """
 
 from __future__ import annotations
 
 import datetime
+import http.server
 import imaplib
+import json
 import os
 import re
 import shutil
@@ -39,7 +51,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -59,13 +73,23 @@ ssl = yes
 ssl_cert = <{base}/tls/server.pem
 ssl_key = <{base}/tls/server.key
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
+# No cache: a changed password or a revoked token counts from the next login on.
 auth_cache_size = 0
 auth_failure_delay = 0
 auth_verbose = yes
+# Each passdb serves only its own mechanisms: a password is never sent to the token endpoint
+# as a token, and a token never matches a password. "none" keeps the passwd-file answering lookups
+# without a mechanism, such as the user check the static userdb makes for doveadm -u.
 passdb {{
   driver = passwd-file
+  mechanisms = none plain login
   args = scheme=PLAIN username_format=%u {base}/passwd.d/%u
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {base}/oauth2.conf.ext
 }}
 userdb {{
   driver = static
@@ -133,6 +157,21 @@ service pop3-login {{
 }}
 """
 
+# Read by the auth process (see Dovecot's PasswordDatabase/oauth2). Without tokeninfo_url Dovecot
+# goes straight to introspection; "post" sends "token=<token>&client_id=&client_secret=". The
+# active check (active_attribute/active_value) is Dovecot's default, spelled out here: a token is
+# refused with {"active": false}. An HTTP error status would not do: Dovecot then finds no username
+# and reports a temporary failure ("[UNAVAILABLE]") instead of a refused login.
+_OAUTH2_CONF = """\
+introspection_url = http://{host}:{port}/introspect
+introspection_mode = post
+username_attribute = username
+username_format = %Lu
+active_attribute = active
+active_value = true
+timeout_msecs = 10000
+"""
+
 # Running unprivileged: every service runs as ourselves and nothing may chroot.
 _ROOTLESS = """\
 default_login_user = {user}
@@ -142,6 +181,71 @@ default_internal_group = {group}"""
 
 class DovecotUnavailable(RuntimeError):
     """The ``dovecot`` binary is not installed (Debian: ``dovecot-imapd dovecot-pop3d``)."""
+
+
+class TokenServer:
+    """A minimal OAuth2 token introspection endpoint (RFC 7662) on 127.0.0.1, for Dovecot.
+
+    ``POST /introspect`` with a form field ``token`` (or ``GET /introspect?token=...``) answers
+    ``{"active": true, "username": <login>}`` for a token in ``tokens`` and ``{"active": false}``
+    otherwise. Served from a daemon thread; ``requests`` counts the introspections answered.
+    """
+
+    def __init__(self, host: str = HOST, tokens: dict[str, str] | None = None):
+        self.tokens = {} if tokens is None else tokens  # token -> login; may be shared
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._httpd = http.server.ThreadingHTTPServer((host, 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self.host, self.port = self._httpd.server_address[:2]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="dovecot-token-server", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/introspect"
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+    def introspect(self, token: str) -> dict:
+        with self._lock:
+            self.requests += 1
+            login = self.tokens.get(token)
+        return {"active": True, "username": login} if login else {"active": False}
+
+    def _handler_class(self):
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                url = urllib.parse.urlsplit(self.path)
+                self._answer(url.path, urllib.parse.parse_qs(url.query))
+
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode("utf-8", "replace")
+                self._answer(urllib.parse.urlsplit(self.path).path, urllib.parse.parse_qs(body))
+
+            def _answer(self, path, form):
+                if path != "/introspect":
+                    self.send_error(404)
+                    return
+                body = json.dumps(server.introspect(form.get("token", [""])[0])).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # keep the test output clean
+                pass
+
+        return Handler
 
 
 class Dovecot:
@@ -164,7 +268,9 @@ class Dovecot:
         self._own_dir = base_dir is None
         self.base = Path(base_dir) if base_dir else None
         self._proc: subprocess.Popen | None = None
+        self._tokens: TokenServer | None = None
         self._users: dict[str, str] = {}
+        self._token_table: dict[str, str] = {}  # token -> login; shared with the TokenServer
         self._mtimes: dict[str, int] = {}
         self.imap_port = self.imaps_port = self.pop3_port = self.pop3s_port = 0
         if os.geteuid() == 0:
@@ -183,6 +289,21 @@ class Dovecot:
     def log_file(self) -> Path:
         """Dovecot's log (``log_path``): read it when a test fails mysteriously."""
         return self.base / "dovecot.log"
+
+    @property
+    def oauth2_conf_file(self) -> Path:
+        """The ``oauth2`` passdb's settings (``args`` of that passdb)."""
+        return self.base / "oauth2.conf.ext"
+
+    @property
+    def token_url(self) -> str:
+        """The introspection endpoint Dovecot asks about tokens (set by ``start()``)."""
+        return self._tokens.url if self._tokens else ""
+
+    @property
+    def introspections(self) -> int:
+        """How many token introspections Dovecot has made since ``start()``."""
+        return self._tokens.requests if self._tokens else 0
 
     @property
     def ca_file(self) -> str:
@@ -214,7 +335,8 @@ class Dovecot:
             raise
 
     def stop(self) -> None:
-        """Stop Dovecot and every process it started; remove the temporary directory we made."""
+        """Stop Dovecot and every process it started, then the token endpoint; remove the
+        temporary directory we made."""
         if self._proc is not None:
             proc, self._proc = self._proc, None
             if proc.poll() is None:
@@ -225,6 +347,9 @@ class Dovecot:
                     pass
             _kill_group(proc.pid)
             proc.wait()
+        if self._tokens is not None:
+            tokens, self._tokens = self._tokens, None
+            tokens.close()
         if self._own_dir and self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
@@ -263,6 +388,31 @@ class Dovecot:
     def password(self, login: str) -> str:
         """The current password of ``login``."""
         return self._users[login]
+
+    # -- OAuth2 tokens -----------------------------------------------------------------------
+
+    def add_token(self, login: str, token: str) -> None:
+        """Make ``token`` a valid OAuth2 access token of ``login`` (XOAUTH2, OAUTHBEARER).
+
+        Effective for the next login; a user may have several tokens. ``login`` needs no password
+        (the userdb accepts anyone), though usually it is a user of ``add_user``. ``ValueError``
+        if the token is already given to another login or has characters SASL cannot carry.
+        """
+        if not login or any(c.isspace() or ord(c) < 32 for c in login):
+            raise ValueError(f"not usable as an XOAUTH2 login: {login!r}")
+        if not token or any(c.isspace() or ord(c) < 32 or c == "\x7f" for c in token):
+            raise ValueError(f"not usable as a bearer token: {token!r}")
+        if self._token_table.get(token, login) != login:
+            raise ValueError("token already belongs to another login")
+        self._token_table[token] = login
+
+    def revoke_token(self, token: str) -> None:
+        """Make ``token`` invalid from the next login on (already open sessions stay)."""
+        self._token_table.pop(token, None)
+
+    def tokens(self, login: str) -> list[str]:
+        """The valid tokens of ``login``."""
+        return [t for t, owner in self._token_table.items() if owner == login]
 
     # -- mail --------------------------------------------------------------------------------
 
@@ -360,6 +510,12 @@ class Dovecot:
         for login in self._users:
             self._write_passwd(login)
         self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port = _free_ports(4)
+        if self._tokens is None:
+            self._tokens = TokenServer(self.host, self._token_table)
+        self.oauth2_conf_file.write_text(
+            _OAUTH2_CONF.format(host=self._tokens.host, port=self._tokens.port)
+        )
+        os.chmod(self.oauth2_conf_file, 0o644)  # read by the auth process
         self.conf_file.write_text(self._config())
 
     def _config(self) -> str:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import imaplib
+import json
 import poplib
+import shutil
 import ssl
+import subprocess
+import urllib.parse
+import urllib.request
 
 import pytest
 from dovecot import Dovecot, _live_members, quote
@@ -169,11 +175,163 @@ def test_proxy_drops_connection_mid_fetch(dovecot, mail_user):
         assert proxy.accepted == 2
 
 
+def xoauth2(login: str, token: str) -> bytes:
+    return f"user={login}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def oauthbearer(login: str, token: str) -> bytes:
+    return f"n,a={login},\x01auth=Bearer {token}\x01\x01".encode()
+
+
+class Sasl:
+    """imaplib ``authenticate`` callback: ``payload``, then an empty answer to any challenge
+    (after a refusal Dovecot sends a JSON error and waits for that empty answer)."""
+
+    def __init__(self, payload: bytes):
+        self.payload = payload
+        self.challenges: list[bytes] = []
+
+    def __call__(self, challenge: bytes) -> bytes:
+        self.challenges.append(challenge)
+        return self.payload if len(self.challenges) == 1 else b""
+
+
+def imap_sasl(dovecot, mech: str, payload: bytes) -> Sasl:
+    """AUTHENTICATE over plain IMAP; returns the callback (challenges) or raises IMAP4.error."""
+    conn = imaplib.IMAP4(dovecot.host, dovecot.imap_port, timeout=10)
+    sasl = Sasl(payload)
+    try:
+        conn.authenticate(mech, sasl)
+    except BaseException:
+        conn.shutdown()
+        raise
+    _, listing = conn.list()
+    conn.logout()
+    assert b'(\\HasNoChildren \\Sent) "/" Sent' in listing
+    return sasl
+
+
+def pop3_xoauth2(dovecot, tls, login: str, token: str) -> bytes:
+    """POP3S ``AUTH XOAUTH2 <initial response>``; the server's first answer (connection closed)."""
+    conn = poplib.POP3_SSL(dovecot.host, dovecot.pop3s_port, context=tls, timeout=10)
+    try:
+        return conn._shortcmd("AUTH XOAUTH2 " + base64.b64encode(xoauth2(login, token)).decode())
+    finally:
+        conn.close()
+
+
+def test_config_passes_doveconf(dovecot):
+    doveconf = shutil.which("doveconf") or "/usr/bin/doveconf"
+    proc = subprocess.run(
+        [doveconf, "-n", "-c", str(dovecot.conf_file)], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "driver = oauth2" in proc.stdout and "mechanisms = xoauth2 oauthbearer" in proc.stdout
+    assert "introspection_mode = post" in dovecot.oauth2_conf_file.read_text()
+
+
+def test_xoauth2_and_oauthbearer(dovecot, mail_user, tls):
+    conn = imaplib.IMAP4(dovecot.host, dovecot.imap_port, timeout=10)
+    assert {"AUTH=XOAUTH2", "AUTH=OAUTHBEARER", "AUTH=PLAIN"} <= set(conn.capabilities)
+    conn.shutdown()
+    dovecot.add_token(mail_user.login, "tok-a")
+    dovecot.add_token(mail_user.login, "tok-b")  # several tokens per user
+    assert dovecot.tokens(mail_user.login) == ["tok-a", "tok-b"]
+    before = dovecot.introspections
+    imap_sasl(dovecot, "XOAUTH2", xoauth2(mail_user.login, "tok-a"))
+    imap_sasl(dovecot, "OAUTHBEARER", oauthbearer(mail_user.login, "tok-b"))
+    assert pop3_xoauth2(dovecot, tls, mail_user.login, "tok-a") == b"+OK Logged in."
+    assert dovecot.introspections == before + 3
+
+
+def test_refused_token_gets_a_json_challenge_then_no(dovecot, mail_user, tls):
+    """What a client must handle: a refused XOAUTH2 token is answered with a base64 JSON error
+    as a continuation; the final NO / -ERR comes only after the client's empty response."""
+    conn = imaplib.IMAP4(dovecot.host, dovecot.imap_port, timeout=10)
+    sasl = Sasl(xoauth2(mail_user.login, "never-issued"))
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        conn.authenticate("XOAUTH2", sasl)
+    conn.shutdown()
+    # the callback saw the empty initial challenge ("+ "), then the JSON error
+    assert sasl.challenges[0] == b""
+    assert json.loads(sasl.challenges[1]) == {"status": "401", "schemes": "bearer", "scope": "mail"}
+    # POP3: poplib takes the "+ <challenge>" line for success; the empty line brings the -ERR
+    conn = poplib.POP3_SSL(dovecot.host, dovecot.pop3s_port, context=tls, timeout=10)
+    payload = base64.b64encode(xoauth2(mail_user.login, "never-issued")).decode()
+    challenge = conn._shortcmd("AUTH XOAUTH2 " + payload)
+    assert json.loads(base64.b64decode(challenge[2:]))["status"] == "401"
+    with pytest.raises(poplib.error_proto, match="AUTH"):
+        conn._shortcmd("")
+    conn.close()
+
+
+def test_revoke_token_takes_effect_at_once(dovecot, mail_user):
+    dovecot.add_token(mail_user.login, "short-lived")
+    imap_sasl(dovecot, "XOAUTH2", xoauth2(mail_user.login, "short-lived"))
+    dovecot.revoke_token("short-lived")
+    dovecot.revoke_token("short-lived")  # revoking twice is harmless
+    assert dovecot.tokens(mail_user.login) == []
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        imap_sasl(dovecot, "XOAUTH2", xoauth2(mail_user.login, "short-lived"))
+    dovecot.add_token(mail_user.login, "short-lived")  # re-issued: valid again, no cache
+    imap_sasl(dovecot, "XOAUTH2", xoauth2(mail_user.login, "short-lived"))
+
+
+def test_passwords_and_tokens_do_not_mix(dovecot, mail_user):
+    dovecot.add_token(mail_user.login, "tok-" + mail_user.login)
+    before = dovecot.introspections
+    conn = imaplib.IMAP4(dovecot.host, dovecot.imap_port, timeout=10)
+    with pytest.raises(imaplib.IMAP4.error):
+        conn.login(mail_user.login, "tok-" + mail_user.login)  # a token is no password
+    conn.shutdown()
+    dovecot.imap(mail_user.login).logout()  # PLAIN with the password as before
+    assert dovecot.introspections == before  # PLAIN never reaches the oauth2 passdb
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_sasl(dovecot, "XOAUTH2", xoauth2(mail_user.login, mail_user.password))
+    with pytest.raises(imaplib.IMAP4.error):  # another user's token: username mismatch
+        imap_sasl(dovecot, "XOAUTH2", xoauth2("x" + mail_user.login, "tok-" + mail_user.login))
+
+
+def test_token_endpoint(dovecot):
+    dovecot.add_token("Zed@Example.test", "a+b/c=d")  # escaped by Dovecot, decoded by us
+
+    def ask(token, method="POST"):
+        data = urllib.parse.urlencode({"token": token, "client_id": ""})
+        if method == "POST":
+            request = urllib.request.Request(dovecot.token_url, data=data.encode())
+        else:
+            request = urllib.request.Request(dovecot.token_url + "?" + data)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Content-Type"] == "application/json"
+            return json.loads(response.read())
+
+    assert ask("a+b/c=d") == {"active": True, "username": "Zed@Example.test"}
+    assert ask("a+b/c=d", "GET") == {"active": True, "username": "Zed@Example.test"}
+    assert ask("unknown") == {"active": False}
+    dovecot.revoke_token("a+b/c=d")
+    assert ask("a+b/c=d") == {"active": False}
+
+
+def test_add_token_checks_its_arguments(dovecot, mail_user):
+    for bad in ("", "two words", "tab\there", "ctl\x01char"):
+        with pytest.raises(ValueError):
+            dovecot.add_token(mail_user.login, bad)
+    with pytest.raises(ValueError):
+        dovecot.add_token("", "fine")
+    dovecot.add_token(mail_user.login, "owned-" + mail_user.login)
+    dovecot.add_token(mail_user.login, "owned-" + mail_user.login)  # same owner: no-op
+    with pytest.raises(ValueError):
+        dovecot.add_token("someone@else.test", "owned-" + mail_user.login)
+
+
 def test_stop_leaves_nothing_behind(dovecot):
     server = Dovecot()  # a second instance; the fixture only makes this skip without dovecot
     server.start()
-    pid, base = server._proc.pid, server.base
+    pid, base, token_url = server._proc.pid, server.base, server.token_url
     assert _live_members(pid)
+    urllib.request.urlopen(token_url, data=b"token=x", timeout=10).close()
     server.stop()
     assert not _live_members(pid)
     assert not base.exists()
+    with pytest.raises(OSError):  # the token endpoint is closed too
+        urllib.request.urlopen(token_url, data=b"token=x", timeout=10)
