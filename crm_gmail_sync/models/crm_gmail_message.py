@@ -3,7 +3,7 @@ import datetime as dt
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.osv import expression
-from odoo.tools import SQL, html2plaintext, plaintext2html
+from odoo.tools import SQL, html2plaintext, html_sanitize, plaintext2html
 
 from ..engine.types import DIRECTION_SENT
 from .res_groups import GROUP_SEAT
@@ -56,7 +56,10 @@ class CrmGmailMessage(models.Model):
     )
     date = fields.Datetime(required=True, index=True, readonly=True)
     subject = fields.Char(readonly=True)
-    body_html = fields.Html(string="Body", readonly=True, sanitize=True)
+    # Sanitised once, in _engine_vals, with the options of a sanitising Html field:
+    # a sanitising field would clean every body twice on create (column and cache), and
+    # synced emails are never written afterwards (no write access, see the access CSV).
+    body_html = fields.Html(string="Body", readonly=True, sanitize=False)
     preview = fields.Char(readonly=True)
     thread_key = fields.Char(index=True, readonly=True)
     message_id_header = fields.Char(string="Message-ID", index=True, readonly=True)
@@ -315,7 +318,10 @@ class CrmGmailMessage(models.Model):
             if date.tzinfo is not None:
                 date = date.astimezone(dt.timezone.utc).replace(tzinfo=None)
         text = msg.body_text or (html2plaintext(msg.body_html) if msg.body_html else "")
-        body = msg.body_html or (plaintext2html(msg.body_text) if msg.body_text else False)
+        if msg.body_html:
+            body = html_sanitize(msg.body_html, sanitize_attributes=True, sanitize_form=True)
+        else:
+            body = plaintext2html(msg.body_text) if msg.body_text else False
         return {
             "mailbox_id": mailbox.id,
             "owner_id": mailbox.user_id.id,

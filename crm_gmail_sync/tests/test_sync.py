@@ -92,7 +92,8 @@ class TestSyncDovecot(GmailSyncCommon):
                 "Chris <chris@acme.test>",
                 owner,
                 subject="customer",
-                html="<p>Hi<script>alert(1)</script></p>",
+                html='<p onclick="steal()">Hi<script>alert(1)</script>'
+                '<a href="javascript:alert(2)">x</a><b>kept</b></p>',
                 attachments=[("a.txt", b"attached", "text/plain")],
             ),
         )
@@ -103,7 +104,9 @@ class TestSyncDovecot(GmailSyncCommon):
         messages = self._messages(self.mailbox_owner)
         self.assertEqual(sorted(messages.mapped("subject")), ["customer", "sent by me"])
         customer = messages.filtered(lambda m: m.subject == "customer")
-        self.assertNotIn("<script", customer.body_html)
+        for unsafe in ("<script", "onclick", "javascript:"):
+            self.assertNotIn(unsafe, customer.body_html)
+        self.assertIn("<b>kept</b>", customer.body_html)
         self.assertEqual(customer.direction, "received")
         self.assertEqual(customer.email_from, '"Chris" <chris@acme.test>')
         self.assertEqual(customer.attachment_ids.mapped("name"), ["a.txt"])
