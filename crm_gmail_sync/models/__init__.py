@@ -1,5 +1,6 @@
 # ruff: noqa: F401
 from . import (
+    crm_gmail_linked_mixin,
     crm_gmail_mailbox,
     crm_gmail_message,
     crm_gmail_message_address,

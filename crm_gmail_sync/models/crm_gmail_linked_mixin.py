@@ -1,0 +1,91 @@
+from odoo import api, fields, models
+
+from ..engine import normalize_email
+
+
+class CrmGmailLinkedMixin(models.AbstractModel):
+    """A record with an Emails page: leads/deals and contacts.
+
+    Emails are linked by the record's *current* normalised address (a deal adds its main
+    contact's, see ``crm.lead``), and "Share my emails" is stored per user and record in
+    ``crm.gmail.share``.
+    """
+
+    _name = "crm.gmail.linked.mixin"
+    _description = "Record showing synced emails"
+    _gmail_email_field = "email"  # the address field the emails are linked by
+    _gmail_share_field = "partner_id"  # this model's field on crm.gmail.share
+
+    # ------------------------------------------------------------ fields
+    gmail_email_key = fields.Char(
+        string="Normalised email (Gmail sync)",
+        compute="_compute_gmail_email_key",
+        store=True,
+        index=True,
+        help="Technical: the record's address as synced emails are linked to it.",
+    )
+    gmail_message_ids = fields.Many2many(
+        "crm.gmail.message",
+        string="Emails",
+        compute="_compute_gmail_message_ids",
+        search="_search_gmail_message_ids",
+    )
+    gmail_message_count = fields.Integer(string="Email count", compute="_compute_gmail_message_ids")
+    gmail_share_emails = fields.Boolean(
+        string="Share my emails",
+        compute="_compute_gmail_share_emails",
+        inverse="_inverse_gmail_share_emails",
+        help="Let colleagues see your emails with this customer (shared mailbox only).",
+    )
+
+    # ------------------------------------------------------------ compute
+    @api.depends(lambda self: [self._gmail_email_field])
+    def _compute_gmail_email_key(self):
+        for record in self:
+            record.gmail_email_key = normalize_email(record[self._gmail_email_field]) or False
+
+    def _gmail_link_keys(self):
+        """The current addresses whose emails show on this record."""
+        self.ensure_one()
+        return [self.gmail_email_key] if self.gmail_email_key else []
+
+    @api.depends(lambda self: self._gmail_link_depends())
+    @api.depends_context("uid")
+    def _compute_gmail_message_ids(self):
+        link_keys = {record: record._gmail_link_keys() for record in self}
+        by_address, rank = self.env["crm.gmail.message"]._ids_by_address(
+            {k for keys in link_keys.values() for k in keys}
+        )
+        for record in self:
+            ids = {mid for key in link_keys[record] for mid in by_address.get(key, ())}
+            ordered = sorted(ids, key=rank.__getitem__)  # newest first
+            record.gmail_message_ids = [(6, 0, ordered)]
+            record.gmail_message_count = len(ordered)
+
+    @api.model
+    def _gmail_link_depends(self):
+        return ["gmail_email_key"]
+
+    def _search_gmail_message_ids(self, operator, value):
+        return self.env["crm.gmail.message"]._search_linked(self._name, operator, value)
+
+    @api.depends_context("uid")
+    def _compute_gmail_share_emails(self):
+        field = self._gmail_share_field
+        shares = (
+            self.env["crm.gmail.share"]
+            .sudo()
+            .search([("user_id", "=", self.env.uid), (field, "in", self.ids)])
+        )
+        shared = set(shares[field].ids)
+        for record in self:
+            record.gmail_share_emails = record.id in shared
+
+    def _inverse_gmail_share_emails(self):
+        Share = self.env["crm.gmail.share"]
+        Share._set_shared(self.filtered("gmail_share_emails"), self._gmail_share_field, True)
+        Share._set_shared(
+            self.filtered(lambda record: not record.gmail_share_emails),
+            self._gmail_share_field,
+            False,
+        )
