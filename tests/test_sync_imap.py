@@ -246,11 +246,13 @@ def test_check_connection_each_security(dovecot, mail_user, security, port_attr)
 
 
 def test_wrong_password(dovecot, mail_user):
+    acc = account(dovecot, mail_user, password="wrong-Secret-1", oauth_token=None)
+    assert "Secret" not in repr(acc) and "Secret" not in str(acc)  # never printed or logged
     with pytest.raises(AuthError) as err:
-        check_connection(account(dovecot, mail_user, password="wrong"))
+        check_connection(acc)
     assert err.value.kind == "auth"
     assert "authentication failed" in err.value.server_text.lower()
-    assert "wrong" not in str(err.value)
+    assert "Secret" not in str(err.value) and "Secret" not in repr(err.value)
 
 
 def test_untrusted_certificate(dovecot, mail_user):
