@@ -108,7 +108,7 @@ def sync_mailbox(
 class _Run:
     def __init__(self, account, state, customer_filter, known_keys, options):
         self.account = account
-        self.state = state.copy() if state else SyncState()
+        self.state = state.clone() if state else SyncState()
         self.customer_filter = customer_filter
         self.known_keys = known_keys
         self.opts = options
@@ -306,6 +306,6 @@ class _Run:
         return msg, Outcome(folder, head.uid, STORED, head.dedupe_key)
 
     def _batch(self, folder, messages, outcomes) -> Batch:
-        state = self.state.copy()
+        state = self.state.clone()
         self._yielded = state.to_json()
         return Batch(folder=folder, messages=messages, outcomes=outcomes, state=state)

@@ -193,7 +193,7 @@ class SyncState:
             )
         return cls(folders=folders)
 
-    def copy(self) -> SyncState:
+    def clone(self) -> SyncState:
         return SyncState.from_json(self.to_json())
 
 

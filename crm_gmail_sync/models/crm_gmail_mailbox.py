@@ -85,7 +85,6 @@ class CrmGmailMailbox(models.Model):
     )
     login = fields.Char()
     password = fields.Char(
-        string="Password",
         copy=False,
         help="The mailbox password; for Gmail an app password.",
     )

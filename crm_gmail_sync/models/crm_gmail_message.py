@@ -24,7 +24,6 @@ class CrmGmailMessage(models.Model):
     # ------------------------------------------------------------ fields
     mailbox_id = fields.Many2one(
         "crm.gmail.mailbox",
-        string="Mailbox",
         required=True,
         index=True,
         ondelete="cascade",
@@ -32,7 +31,6 @@ class CrmGmailMessage(models.Model):
     )
     owner_id = fields.Many2one(
         "res.users",
-        string="Owner",
         required=True,
         index=True,
         ondelete="cascade",
