@@ -2,25 +2,14 @@
 
 import pytest
 from memstore import MemoryStore
-from test_sync_imap import CUSTOMERS, put
+from test_sync_imap import CUSTOMERS, account, put
 
-from crm_gmail_sync.engine import DUPLICATE, STORED, Account, AuthError, check_connection
+from crm_gmail_sync.engine import DUPLICATE, STORED, AuthError, check_connection
 
 
 def pop3(dovecot, user, **kw):
-    values = dict(
-        protocol="pop3",
-        host=dovecot.host,
-        port=dovecot.pop3s_port,
-        security="ssl",
-        login=user.login,
-        password=user.password,
-        ca_file=dovecot.ca_file,
-        owner_addresses=(user.login,),
-        timeout=10,
-    )
-    values.update(kw)
-    return Account(**values)
+    """The IMAP test account of ``user``, over POP3S."""
+    return account(dovecot, user, **{"protocol": "pop3", "port": dovecot.pop3s_port, **kw})
 
 
 def test_pop3_sync_and_flags(dovecot, mail_user):
