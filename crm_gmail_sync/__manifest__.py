@@ -21,6 +21,9 @@
         "views/crm_gmail_sync_menus.xml",
     ],
     "demo": ["demo/crm_gmail_sync_demo.xml"],
+    "assets": {
+        "web.assets_tests": ["crm_gmail_sync/static/tests/tours/**/*"],
+    },
     "installable": True,
     "application": False,
 }
