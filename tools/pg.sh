@@ -1,5 +1,6 @@
-# Shared by tools/run-tests and tools/demo: a private PostgreSQL cluster on loopback.
-# Source it, then call `pg_start DIR PORT`; it exports PGHOST/PGPORT and the role odoo/odoo.
+# Shared by tools/run-tests and tools/demo: a private PostgreSQL cluster on loopback, and the
+# Odoo configuration for it. Source it, then `pg_start DIR PORT` (exports PGHOST/PGPORT; role
+# odoo/odoo) and `odoo_rc FILE PORT DB DIR`.
 # initdb refuses to run as root, so as root the cluster belongs to the `postgres` user.
 
 pg_bindir() {
@@ -49,4 +50,23 @@ import odoo.addons
 paths = [p for p in odoo.addons.__path__ if os.path.isdir(os.path.join(p, "crm"))]
 print(",".join(paths + [sys.argv[1]]))
 PY
+}
+
+odoo_rc() {  # FILE PG_PORT DB DIR [extra "key = value" lines...]: an Odoo config for that cluster
+    local file=$1 port=$2 db=$3 dir=$4 repo
+    shift 4
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    {
+        echo "[options]"
+        echo "db_host = 127.0.0.1"
+        echo "db_port = $port"
+        echo "db_user = odoo"
+        echo "db_password = odoo"
+        echo "db_name = $db"
+        echo "dbfilter = ^$db\$"
+        echo "addons_path = $(odoo_addons_path "$repo")"
+        echo "data_dir = $dir/data"
+        echo "http_interface = 127.0.0.1"
+        printf '%s\n' "$@"
+    } >"$file"
 }
