@@ -306,6 +306,6 @@ class _Run:
         return msg, Outcome(folder, head.uid, STORED, head.dedupe_key)
 
     def _batch(self, folder, messages, outcomes) -> Batch:
-        state = self.state.clone()
-        self._yielded = state.to_json()
+        self._yielded = self.state.to_json()  # serialised once: compared and copied from
+        state = SyncState.from_json(self._yielded)
         return Batch(folder=folder, messages=messages, outcomes=outcomes, state=state)

@@ -61,35 +61,23 @@ class GmailSyncCommon(TransactionCase):
         )
         cls.env["ir.config_parameter"].sudo().set_param("crm_gmail_sync.seats", 20)
         cls.env["ir.config_parameter"].sudo().set_param("crm_gmail_sync.admin_reads_all", False)
-        cls.user_owner = mail_new_test_user(
-            cls.env,
-            login="gs_owner",
-            name="Olivia Owner",
-            email="olivia@ourco.test",
-            groups=f"base.group_user,base.group_allow_export,sales_team.group_sale_salesman_all_leads,{SEAT}",
-        )
-        cls.user_colleague = mail_new_test_user(
-            cls.env,
-            login="gs_colleague",
-            name="Carl Colleague",
-            email="carl@ourco.test",
-            groups=f"base.group_user,base.group_allow_export,sales_team.group_sale_salesman_all_leads,{SEAT}",
-        )
-        cls.user_noseat = mail_new_test_user(
-            cls.env,
-            login="gs_noseat",
-            name="Nina Noseat",
-            email="nina@ourco.test",
-            groups="base.group_user,base.group_allow_export,sales_team.group_sale_salesman_all_leads",
-        )
-        cls.user_admin = mail_new_test_user(
-            cls.env,
-            login="gs_admin",
-            name="Adam Admin",
-            email="adam@ourco.test",
-            groups="base.group_user,base.group_allow_export,base.group_system,"
-            f"sales_team.group_sale_manager,{SEAT}",
-        )
+        sales = "base.group_user,base.group_allow_export,sales_team.group_sale_salesman_all_leads"
+        admin = "base.group_user,base.group_allow_export,base.group_system,"
+        admin += "sales_team.group_sale_manager"
+        for attr, login, name, email, groups in (
+            ("user_owner", "gs_owner", "Olivia Owner", "olivia@ourco.test", f"{sales},{SEAT}"),
+            (
+                "user_colleague",
+                "gs_colleague",
+                "Carl Colleague",
+                "carl@ourco.test",
+                f"{sales},{SEAT}",
+            ),
+            ("user_noseat", "gs_noseat", "Nina Noseat", "nina@ourco.test", sales),
+            ("user_admin", "gs_admin", "Adam Admin", "adam@ourco.test", f"{admin},{SEAT}"),
+        ):
+            user = mail_new_test_user(cls.env, login=login, name=name, email=email, groups=groups)
+            setattr(cls, attr, user)
         Partner = cls.env["res.partner"]
         cls.contact = Partner.create({"name": "Chris Customer", "email": "chris@acme.test"})
         cls.contact_other = Partner.create({"name": "Dana Other", "email": "dana@other.test"})
