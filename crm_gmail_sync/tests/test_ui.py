@@ -60,6 +60,8 @@ class TestEmailsTabUi(HttpCase, GmailSyncCommon):
             self.skipTest(message)
 
     def start_tour(self, url_path, tour_name, step_delay=None, **kwargs):
+        # the tours open the deal from "My Pipeline", the CRM app's first page
+        self.deal.user_id = self.env["res.users"].search([("login", "=", kwargs["login"])])
         # Odoo turns a browser that cannot start (no websocket-client, no DevTools port...)
         # into a skip; in CI a browser test that did not run is a failure.
         try:
