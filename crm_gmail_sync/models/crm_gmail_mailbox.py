@@ -2,7 +2,7 @@ import json
 import logging
 
 from odoo import api, fields, models
-from odoo.exceptions import AccessError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.modules import module as odoo_module
 from odoo.tools import SQL, plaintext2html
 
@@ -46,6 +46,18 @@ CONNECTION_FIELDS = {
     "ca_file",
     "email",
 }
+# Fields that decide where the secret is sent (the servers) and whose it is (the owner).
+SECRET_TARGET_FIELDS = {
+    "user_id",
+    "provider",
+    "host",
+    "port",
+    "security",
+    "ca_file",
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+}
 
 
 class CrmGmailMailbox(models.Model):
@@ -84,11 +96,32 @@ class CrmGmailMailbox(models.Model):
         default=SECURITY_SSL,
     )
     login = fields.Char()
+    # The secret is write-only: users set it through password/oauth_token, which read
+    # back empty; the stored copy is out of every user's reach (NO_ACCESS: not read,
+    # searched, grouped or exported, Settings admins and the owner included) and only
+    # the engine reads it, as superuser. See also _secret_moves().
     password = fields.Char(
-        copy=False,
-        help="The mailbox password; for Gmail an app password.",
+        compute="_compute_write_only",
+        inverse="_inverse_password",
+        search="_search_write_only",
+        help="The mailbox password; for Gmail an app password. Stored, never shown again.",
     )
-    oauth_token = fields.Char(string="OAuth2 access token", copy=False)
+    oauth_token = fields.Char(
+        string="OAuth2 access token",
+        compute="_compute_write_only",
+        inverse="_inverse_oauth_token",
+        search="_search_write_only",
+        help="Stored, never shown again.",
+    )
+    password_set = fields.Boolean(
+        string="Secret stored",
+        compute="_compute_password_set",
+        help="A password or access token is stored (it is never shown).",
+    )
+    password_secret = fields.Char(string="Stored password", copy=False, groups=fields.NO_ACCESS)
+    oauth_token_secret = fields.Char(
+        string="Stored OAuth2 access token", copy=False, groups=fields.NO_ACCESS
+    )
     ca_file = fields.Char(
         string="CA certificate file",
         groups="base.group_system",
@@ -134,6 +167,30 @@ class CrmGmailMailbox(models.Model):
         )
 
     # ------------------------------------------------------------ compute
+    @api.depends("password_secret", "oauth_token_secret")
+    def _compute_write_only(self):
+        self.password = self.oauth_token = False
+
+    def _search_write_only(self, operator, value):
+        raise UserError(self.env._("A mailbox's password or token cannot be searched."))
+
+    def _inverse_password(self):
+        for mailbox in self:
+            mailbox.sudo().password_secret = mailbox.password or False
+        self.invalidate_recordset(["password"])  # not even the cache reads it back
+
+    def _inverse_oauth_token(self):
+        for mailbox in self:
+            mailbox.sudo().oauth_token_secret = mailbox.oauth_token or False
+        self.invalidate_recordset(["oauth_token"])
+
+    @api.depends("password_secret", "oauth_token_secret")
+    def _compute_password_set(self):
+        for mailbox in self:
+            secrets = mailbox.sudo()
+            mailbox.password_set = bool(secrets.password_secret or secrets.oauth_token_secret)
+
+    @api.depends_context("uid")  # the emails the reader may read
     def _compute_message_count(self):
         data = self.env["crm.gmail.message"]._read_group(
             [("mailbox_id", "in", self.ids)], ["mailbox_id"], ["__count"]
@@ -228,7 +285,32 @@ class CrmGmailMailbox(models.Model):
             # New credentials or server: clear the error so the next run retries and
             # resumes from the stored cursor.
             vals = dict(vals, state="draft", last_error=False, last_error_kind=False)
-        return super().write(vals)
+        moved = self._secret_moves(vals)
+        res = super().write(vals)
+        if moved:
+            moved.sudo().write({"password_secret": False, "oauth_token_secret": False})
+        return res
+
+    def _secret_moves(self, vals):
+        """The mailboxes whose secret ``vals`` would send where its owner did not choose.
+
+        A secret is only ever sent to the servers its owner set it for: a Settings admin
+        who points another user's mailbox at a server of their own, or anybody who hands
+        a mailbox to another user, must enter a new secret (in the same write).
+        """
+        if self.env.su or {"password", "oauth_token"} & set(vals):
+            return self.browse()
+        moved = self.browse()
+        for mailbox in self.sudo():
+            changed = {
+                name
+                for name in SECRET_TARGET_FIELDS & set(vals)
+                if mailbox._fields[name].convert_to_write(mailbox[name], mailbox)
+                != (vals[name] or False)
+            }
+            if "user_id" in changed or (changed and mailbox.user_id.id != self.env.uid):
+                moved |= mailbox
+        return moved
 
     # ------------------------------------------------------------ actions
     @api.model
@@ -261,8 +343,10 @@ class CrmGmailMailbox(models.Model):
     def action_sync_now(self):
         self.ensure_one()
         self._check_seat()
-        self.sudo()._sync_one()
-        if self.state == "error":
+        synced = self.sudo()._sync_one()
+        # A dropped connection leaves the state as it was (the next run retries) but
+        # records the error: this run failed all the same.
+        if self.state == "error" or (not synced and self.last_error):
             return self._notification(self.last_error, "danger")
         return self._notification(
             self.env._("Sync finished: %(stored)s emails stored so far.", stored=self.count_stored),
@@ -306,8 +390,8 @@ class CrmGmailMailbox(models.Model):
             protocol=protocol,
             port=mailbox.port or None,
             security=mailbox.security or SECURITY_SSL,
-            password=mailbox.password or None,
-            oauth_token=mailbox.oauth_token or None,
+            password=mailbox.password_secret or None,
+            oauth_token=mailbox.oauth_token_secret or None,
             owner_addresses=tuple(a for a in owner if a),
             ca_file=mailbox.ca_file or None,
             timeout=30.0,
@@ -338,7 +422,15 @@ class CrmGmailMailbox(models.Model):
         }
         text = texts.get(exc.kind, texts[engine_errors.PROTOCOL])
         if exc.server_text:
-            text += "\n" + env._("Server said: %(text)s", text=exc.server_text)
+            text += "\n" + env._("Server said: %(text)s", text=self._redact(exc.server_text))
+        return text
+
+    def _redact(self, text):
+        """``text`` without this mailbox's secret: a server may repeat what it was sent."""
+        mailbox = self.sudo()
+        for secret in (mailbox.password_secret, mailbox.oauth_token_secret):
+            if secret:
+                text = text.replace(secret, "***")
         return text
 
     def _set_error(self, exc):
@@ -468,11 +560,16 @@ class CrmGmailMailbox(models.Model):
                     if not mailbox._try_lock():
                         return False
         except SyncError as exc:
-            _logger.warning("crm_gmail_sync: mailbox %s: %s: %s", mailbox.id, exc.kind, exc.message)
+            _logger.warning(
+                "crm_gmail_sync: mailbox %s: %s: %s",
+                mailbox.id,
+                exc.kind,
+                mailbox._redact(exc.message),
+            )
             mailbox._set_error(exc)
             return False
         vals = {"last_sync_date": fields.Datetime.now()}
-        if mailbox.state != "connected":
+        if mailbox.state != "connected" or mailbox.last_error:
             vals.update(state="connected", last_error=False, last_error_kind=False)
         mailbox.write(vals)
         return True

@@ -116,7 +116,11 @@ class CrmGmailMessage(models.Model):
 
     @api.depends_context("uid")
     def _compute_is_accessible(self):
-        visible = set(self.search([("id", "in", self.ids)])._ids) if self.ids else set()
+        # For the current *user*, also in superuser mode: check_access() and has_access()
+        # (and ir.attachment's check through them) evaluate the record rule with
+        # self.sudo().filtered_domain(), which reads this field as superuser.
+        records = self.sudo(False)
+        visible = set(records.search([("id", "in", records.ids)])._ids) if self.ids else set()
         for message in self:
             message.is_accessible = message.id in visible
 
@@ -267,10 +271,11 @@ class CrmGmailMessage(models.Model):
         """Search ``crm.lead``/``res.partner`` by their linked emails (``in`` ids only)."""
         if operator not in ("in", "=") or value is False:
             raise UserError(self.env._("Unsupported search on the linked emails."))
-        ids = [value] if isinstance(value, int) else list(value)
-        messages = self.browse(ids).exists()
-        messages = self.search([("id", "in", messages.ids)])
-        keys = set(messages.sudo().address_ids.mapped("email"))
+        ids = [value] if isinstance(value, int) else value
+        # The participants the current user may read: the record rules hide the emails
+        # of others and the Bcc of anybody but the owner, so that this is no oracle.
+        addresses = self.env["crm.gmail.message.address"].search([("message_id", "in", ids)])
+        keys = set(addresses.mapped("email"))
         if model == "crm.lead":
             return [
                 "|",
@@ -288,19 +293,21 @@ class CrmGmailMessage(models.Model):
         each for the emails, their participants and their attachments."""
         if not parsed_messages:
             return self.browse()
-        records = self.create([self._engine_vals(mailbox, msg) for msg in parsed_messages])
+        records = self.create([_no_nul(self._engine_vals(mailbox, msg)) for msg in parsed_messages])
         address_vals, attachment_vals = [], []
         for record, msg in zip(records, parsed_messages):
-            address_vals += self._engine_address_vals(record, msg, owner)
+            address_vals += map(_no_nul, self._engine_address_vals(record, msg, owner))
             attachment_vals += [
-                {
-                    "name": att.filename or "attachment",
-                    "raw": att.content,
-                    "mimetype": att.mimetype,
-                    "res_model": self._name,
-                    "res_id": record.id,
-                    "description": att.content_id or False,
-                }
+                _no_nul(
+                    {
+                        "name": att.filename or "attachment",
+                        "raw": att.content,
+                        "mimetype": att.mimetype,
+                        "res_model": self._name,
+                        "res_id": record.id,
+                        "description": att.content_id or False,
+                    }
+                )
                 for att in msg.attachments
             ]
         self.env["crm.gmail.message.address"].create(address_vals)
@@ -372,6 +379,15 @@ class CrmGmailMessage(models.Model):
                     }
                 )
         return out
+
+
+def _no_nul(vals):
+    """``vals`` without NUL characters in its texts: PostgreSQL cannot store them, and
+    decoded mail can hold them (quoted-printable ``=00``, base64, encoded words)."""
+    return {
+        key: value.replace("\x00", "") if isinstance(value, str) else value
+        for key, value in vals.items()
+    }
 
 
 def _format(addresses):

@@ -1,2 +1,10 @@
 # ruff: noqa: F401
-from . import test_access, test_licence, test_linking, test_sync, test_ui
+from . import (
+    test_access,
+    test_leaks,
+    test_licence,
+    test_linking,
+    test_sync,
+    test_sync_robustness,
+    test_ui,
+)
