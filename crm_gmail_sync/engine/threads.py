@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-_MSGID = re.compile(r"<[^<>\s]+>")
+_MSGID = re.compile(r"<[^<>\s\x00-\x1f\x7f]+>")
+# whitespace and control characters never belong in an id (PostgreSQL refuses NUL)
+_NOT_IN_ID = re.compile(r"[\s\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")  # not tab, CR, LF
 
 
 def clean_msgid(value) -> str:
@@ -14,8 +17,10 @@ def clean_msgid(value) -> str:
     '<abc@x.io>'
     >>> clean_msgid("abc@x.io")
     '<abc@x.io>'
+    >>> clean_msgid("<a\\x00b@x.io>")
+    '<ab@x.io>'
     """
-    text = "".join(str(value or "").split())
+    text = _NOT_IN_ID.sub("", str(value or ""))
     if not text:
         return ""
     found = _MSGID.search(text)
@@ -29,9 +34,11 @@ def parse_msgids(value) -> list[str]:
 
     >>> parse_msgids("<a@x> <b@x>\\n <a@x> junk")
     ['<a@x>', '<b@x>']
+    >>> parse_msgids("<a\\x00@x> <c@x>")
+    ['<a@x>', '<c@x>']
     """
     out = []
-    for token in _MSGID.findall(str(value or "")):
+    for token in _MSGID.findall(_CONTROL.sub("", str(value or ""))):
         if token not in out:
             out.append(token)
     return out

@@ -1,6 +1,8 @@
+import dataclasses
 import json
 import logging
 
+import psycopg2
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.modules import module as odoo_module
@@ -46,6 +48,17 @@ CONNECTION_FIELDS = {
     "ca_file",
     "email",
 }
+# What one email's content can make the database or the ORM refuse; the batch is then
+# stored one email at a time (see _store_batch). Not OperationalError: lost connections,
+# serialisation failures and timeouts are retried with the whole batch on the next run.
+CONTENT_ERRORS = (
+    ValueError,  # includes UnicodeError; psycopg2: "cannot contain NUL (0x00) characters"
+    TypeError,
+    LookupError,
+    UserError,  # includes ValidationError
+    psycopg2.DataError,
+    psycopg2.IntegrityError,
+)
 # Fields that decide where the secret is sent (the servers) and whose it is (the owner).
 SECRET_TARGET_FIELDS = {
     "user_id",
@@ -615,13 +628,55 @@ class CrmGmailMailbox(models.Model):
         return {row[0] for row in rows}
 
     def _store_batch(self, batch, owner):
-        """Create the batch's emails, then save the cursor and the counters."""
+        """Create the batch's emails, then save the cursor and the counters.
+
+        An email that the database refuses (say, a value PostgreSQL cannot hold) must not
+        block its mailbox for ever: the batch is then stored one email at a time, and an
+        email that still fails is counted as unparseable and passed, like mail the engine
+        cannot parse. Connection and concurrency errors are not content errors: they
+        propagate, nothing is saved, and the next run fetches the batch again.
+        """
         self.ensure_one()
-        messages = (
-            self.env["crm.gmail.message"].sudo()._create_from_engine(self, batch.messages, owner)
-        )
+        messages_model = self.env["crm.gmail.message"].sudo()
+        outcomes = batch.outcomes
+        try:
+            with self.env.cr.savepoint():
+                messages = messages_model._create_from_engine(self, batch.messages, owner)
+        except CONTENT_ERRORS as exc:
+            _logger.warning(
+                "crm_gmail_sync: mailbox %s: storing a batch of %s emails failed (%s); "
+                "storing them one by one",
+                self.id,
+                len(batch.messages),
+                type(exc).__name__,
+            )
+            messages, outcomes = self._store_one_by_one(batch, owner)
+        self._save_cursor(batch.state, outcomes)
+        return messages
+
+    def _store_one_by_one(self, batch, owner):
+        """``(stored emails, outcomes)``: each email in its own savepoint."""
+        messages = self.env["crm.gmail.message"].sudo()
+        refused = {}
+        for msg in batch.messages:
+            try:
+                with self.env.cr.savepoint():
+                    messages |= messages._create_from_engine(self, [msg], owner)
+            except CONTENT_ERRORS as exc:
+                # the exception's class only: its text may quote the email's content
+                refused[msg.header.dedupe_key] = f"not storable: {type(exc).__name__}"
+        outcomes = [
+            dataclasses.replace(outcome, status="unparseable", reason=refused[outcome.dedupe_key])
+            if outcome.status == "stored" and outcome.dedupe_key in refused
+            else outcome
+            for outcome in batch.outcomes
+        ]
+        return messages, outcomes
+
+    def _save_cursor(self, state, outcomes):
+        """Save the cursor after a stored batch, and add its outcomes to the counters."""
         counts = dict.fromkeys(OUTCOMES, 0)
-        for outcome in batch.outcomes:
+        for outcome in outcomes:
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
             if outcome.status == "unparseable":
                 _logger.info(
@@ -633,11 +688,10 @@ class CrmGmailMailbox(models.Model):
                 )
         self.write(
             {
-                "sync_state": json.dumps(batch.state.to_json(), sort_keys=True),
+                "sync_state": json.dumps(state.to_json(), sort_keys=True),
                 "count_stored": self.count_stored + counts["stored"],
                 "count_not_customer": self.count_not_customer + counts["not_customer"],
                 "count_duplicate": self.count_duplicate + counts["duplicate"],
                 "count_unparseable": self.count_unparseable + counts["unparseable"],
             }
         )
-        return messages

@@ -17,6 +17,7 @@ from odoo.tools import mute_logger
 
 from ..engine import sync as engine_sync
 from ..engine.transport_imap import ImapTransport
+from ..models import crm_gmail_message as message_module
 from .common import GmailSyncCommon, make_raw
 from .test_sync import FIXTURE, MAILBOX_LOGGER, _load_fixture
 
@@ -419,3 +420,30 @@ class TestSyncRobustness(GmailSyncCommon):
         # the cursor went past it: it is not retried on every run
         self.env["crm.gmail.mailbox"]._cron_fetch()
         self.assertEqual((box.count_stored, box.count_unparseable), (2, 1))
+
+    @mute_logger(MAILBOX_LOGGER)
+    def test_email_the_database_refuses_does_not_block_the_mailbox(self):
+        """An email PostgreSQL refuses is counted and passed; the rest of its batch is
+        stored. (NULs are cleaned up today; without that clean-up they are such an email.)"""
+        box = self.box
+        self._set_batch_size(50)  # all three in one batch
+        self._append("chris@acme.test", "before")
+        # a body the engine decodes to "a\0b" (quoted-printable "=00")
+        refused = make_raw("chris@acme.test", OWNER, message_id=self._mid("refused"))
+        cte = b"Content-Transfer-Encoding: "
+        self.assertIn(cte + b"7bit", refused)
+        refused = refused.replace(cte + b"7bit", cte + b"quoted-printable")
+        refused = refused.replace(b"Hi there", b"a=00b")
+        self.server.append(self.login, "INBOX", refused)
+        self._append("erin@lead.test", "after")
+        with patch.object(message_module, "_no_nul", lambda vals: vals):
+            self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.assertEqual(self._mid_counts(), self._exactly_once(["before", "after"]))
+        self.assertEqual((box.count_stored, box.count_unparseable), (2, 1))
+        self.assertEqual(box.state, "connected")
+        self.assertFalse(box.last_error)
+        # the cursor went past it; new mail still arrives
+        self._append("chris@acme.test", "later")
+        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.assertEqual(self._mid_counts(), self._exactly_once(["before", "after", "later"]))
+        self.assertEqual((box.count_stored, box.count_unparseable), (3, 1))
