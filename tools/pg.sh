@@ -4,11 +4,12 @@
 # initdb refuses to run as root, so as root the cluster belongs to the `postgres` user.
 
 pg_bindir() {
+    # explicit "return 0": a bare return in an EXIT trap returns the script's exit status
     local dir
     dir=$(pg_config --bindir 2>/dev/null || true)
-    if [ -x "$dir/initdb" ]; then echo "$dir"; return; fi
+    if [ -x "$dir/initdb" ]; then echo "$dir"; return 0; fi
     for dir in /usr/lib/postgresql/*/bin; do
-        if [ -x "$dir/initdb" ]; then echo "$dir"; return; fi
+        if [ -x "$dir/initdb" ]; then echo "$dir"; return 0; fi
     done
     return 1
 }
