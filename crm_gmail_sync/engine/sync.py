@@ -227,7 +227,7 @@ class _Run:
                 decide_only=decide_only,
             )
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
-            return Outcome(folder, str(uid), UNPARSEABLE, reason=f"headers: {exc!r}")
+            return Outcome(folder, str(uid), UNPARSEABLE, reason=_reason("headers", exc))
 
     def _decide(self, folder, heads: dict) -> tuple[dict, dict]:
         """Split one header batch into accepted headers and final outcomes."""
@@ -299,7 +299,9 @@ class _Run:
                 fallback_date=head.date,
             )
         except Exception as exc:  # noqa: BLE001 - reported, the batch goes on
-            return None, Outcome(folder, head.uid, UNPARSEABLE, head.dedupe_key, repr(exc))
+            return None, Outcome(
+                folder, head.uid, UNPARSEABLE, head.dedupe_key, _reason("body", exc)
+            )
         msg.header.dedupe_key = head.dedupe_key  # the key the decision was made on
         msg.header.size = head.size or len(raw)
         msg.participants = sorted(msg.header.participants(self.owner))
@@ -309,3 +311,13 @@ class _Run:
         self._yielded = self.state.to_json()  # serialised once: compared and copied from
         state = SyncState.from_json(self._yielded)
         return Batch(folder=folder, messages=messages, outcomes=outcomes, state=state)
+
+
+def _reason(part: str, exc: Exception) -> str:
+    """Why a message could not be parsed, without quoting it: reasons end up in logs,
+    and an exception's text may hold a piece of the mail (a private mailbox's, too).
+
+    >>> _reason("headers", ValueError("invalid literal for int(): 'merger plan'"))
+    'headers: ValueError'
+    """
+    return f"{part}: {type(exc).__name__}"

@@ -137,7 +137,8 @@ class ParsedMessage:
 
 @dataclass
 class Outcome:
-    """What happened to one message: one of :data:`OUTCOMES` and a reason."""
+    """What happened to one message: one of :data:`OUTCOMES` and a reason (never quoting
+    the message: reasons are logged)."""
 
     folder: str
     uid: str
