@@ -1,7 +1,11 @@
+import importlib.util
 import itertools
+import os
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
+from unittest import SkipTest
 
 from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.tests import TransactionCase
@@ -13,6 +17,19 @@ TAB = "crm_gmail_sync.group_emails_tab"
 TAB_VISIBLE = "crm_gmail_sync.group_emails_tab_visible"
 
 _counter = itertools.count(1)
+PURE_TESTS = Path(__file__).resolve().parents[2] / "tests"  # the pure suite's fixtures
+MAILBOX_LOGGER = "odoo.addons.crm_gmail_sync.models.crm_gmail_mailbox"
+
+
+def load_pure_test_module(filename):
+    """A module of the pure suite's ``tests/`` (its Dovecot fixture, its proxy), or None."""
+    path = PURE_TESTS / filename
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(f"crm_gmail_sync_pure_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_raw(
@@ -135,3 +152,29 @@ class GmailSyncCommon(TransactionCase):
             messages.append(msg)
         outcomes = [Outcome(folder, m.header.uid, "stored", m.dedupe_key) for m in messages]
         return mailbox.sudo()._store_batch(Batch(folder, messages, outcomes, SyncState()), owner)
+
+
+class DovecotCommon(GmailSyncCommon):
+    """With the pure suite's real Dovecot on loopback as ``cls.server``.
+
+    Without Dovecot the class is skipped, except under ``CI=true``, where it fails.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        fixture = load_pure_test_module("dovecot.py")
+        server, reason = None, f"{PURE_TESTS / 'dovecot.py'} not found"
+        if fixture:
+            try:
+                server = fixture.Dovecot()
+            except fixture.DovecotUnavailable as exc:
+                reason = str(exc)
+        if server is None:
+            message = f"Dovecot unavailable ({reason}) -- {cls.__name__} NOT RUN"
+            if os.environ.get("CI", "").lower() == "true":
+                raise RuntimeError(message)
+            raise SkipTest(message)
+        server.start()
+        cls.addClassCleanup(server.stop)
+        cls.server = server

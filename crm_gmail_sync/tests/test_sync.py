@@ -1,50 +1,18 @@
 """End to end: the loopback Dovecot of the pure suite, the real engine, real Odoo."""
 
-import importlib.util
 import itertools
-import os
 import secrets
-from pathlib import Path
-from unittest import SkipTest
 
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from .common import GmailSyncCommon, make_raw
+from .common import MAILBOX_LOGGER, DovecotCommon, make_raw
 
 _numbers = itertools.count(1)
-MAILBOX_LOGGER = "odoo.addons.crm_gmail_sync.models.crm_gmail_mailbox"
-FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "dovecot.py"
-
-
-def _load_fixture():
-    """The ``tests/dovecot.py`` fixture library, or a reason why it is unavailable."""
-    if not FIXTURE.exists():
-        return None, f"{FIXTURE} not found"
-    spec = importlib.util.spec_from_file_location("crm_gmail_sync_dovecot_fixture", FIXTURE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    try:
-        return module.Dovecot(), ""
-    except module.DovecotUnavailable as exc:
-        return None, str(exc)
 
 
 @tagged("post_install", "-at_install")
-class TestSyncDovecot(GmailSyncCommon):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        server, reason = _load_fixture()
-        if server is None:
-            message = f"Dovecot unavailable ({reason}) -- SYNC TESTS NOT RUN"
-            if os.environ.get("CI", "").lower() == "true":
-                raise RuntimeError(message)
-            raise SkipTest(message)
-        server.start()
-        cls.addClassCleanup(server.stop)
-        cls.server = server
-
+class TestSyncDovecot(DovecotCommon):
     def setUp(self):
         super().setUp()
         # Server-side mail is not rolled back with the test: fresh users for every test.

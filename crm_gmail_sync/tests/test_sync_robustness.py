@@ -3,12 +3,10 @@ untouched, bad input stored (or counted) without stopping the mailbox."""
 
 import collections
 import hashlib
-import importlib.util
 import itertools
 import json
 import os
 import secrets
-from unittest import SkipTest
 from unittest.mock import patch
 
 from odoo.exceptions import AccessError
@@ -18,8 +16,7 @@ from odoo.tools import mute_logger
 from ..engine import sync as engine_sync
 from ..engine.transport_imap import ImapTransport
 from ..models import crm_gmail_message as message_module
-from .common import GmailSyncCommon, make_raw
-from .test_sync import FIXTURE, MAILBOX_LOGGER, _load_fixture
+from .common import MAILBOX_LOGGER, DovecotCommon, load_pure_test_module, make_raw
 
 _numbers = itertools.count(1)
 OWNER = "olivia@ourco.test"
@@ -28,36 +25,16 @@ ATTACHMENT = bytes(range(256)) * 160  # 40 KiB, about 55 KB on the wire
 DROP_AFTER = 30_000
 
 
-def _load_proxy():
-    """``tests/proxy.py`` (the pure suite's DroppingProxy), or None."""
-    path = FIXTURE.with_name("proxy.py")
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("crm_gmail_sync_proxy_fixture", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.DroppingProxy
-
-
 class Crash(Exception):
     """Stands for the worker dying (killed, out of memory) at a chosen point."""
 
 
 @tagged("post_install", "-at_install")
-class TestSyncRobustness(GmailSyncCommon):
+class TestSyncRobustness(DovecotCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        server, reason = _load_fixture()
-        if server is None:
-            message = f"Dovecot unavailable ({reason}) -- ROBUSTNESS TESTS NOT RUN"
-            if os.environ.get("CI", "").lower() == "true":
-                raise RuntimeError(message)
-            raise SkipTest(message)
-        server.start()
-        cls.addClassCleanup(server.stop)
-        cls.server = server
-        cls.DroppingProxy = _load_proxy()
+        cls.DroppingProxy = load_pure_test_module("proxy.py").DroppingProxy
 
     def setUp(self):
         super().setUp()
