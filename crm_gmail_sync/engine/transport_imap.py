@@ -24,6 +24,8 @@ _ATTR_RE = {
     "gm_thrid": re.compile(rb"\bX-GM-THRID (\d+)"),
     "internaldate": re.compile(rb'\bINTERNALDATE "([^"]+)"'),
 }
+# a body section answered inline with an empty string (``BODY[...] ""``), not NIL
+_EMPTY_SECTION_RE = re.compile(rb'BODY\[[^\]]*\](?:<\d+>)? ""')
 _INTERNALDATE_RE = re.compile(
     rb"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"
 )
@@ -71,6 +73,9 @@ class FetchedItem:
     gm_msgid: str = ""
     gm_thrid: str = ""
     internaldate_raw: bytes = b""
+    # False when the response carried no body section: ``BODY[] NIL`` (the message was
+    # expunged meanwhile) or an unsolicited ``FETCH (UID n FLAGS (...))`` for a flag change
+    has_body: bool = True
 
     @property
     def internaldate(self) -> dt.datetime | None:
@@ -131,14 +136,14 @@ def parse_fetch(data) -> list[FetchedItem]:
     Attributes may come before or after the literal (Gmail puts some after),
     so prefix and trailer are read together.
     """
-    items: list[tuple[bytes, bytes]] = []
+    items: list[list] = []
     for part in data or []:
         if isinstance(part, tuple):
             items.append([part[0], part[1]])
         elif isinstance(part, (bytes, bytearray)):
             part = bytes(part)
             if part[:1].isdigit():  # a response without a literal
-                items.append([part, b""])
+                items.append([part, None])
             elif items:
                 items[-1][0] += b" " + part
     out = []
@@ -150,6 +155,7 @@ def parse_fetch(data) -> list[FetchedItem]:
             FetchedItem(
                 uid=int(found["uid"].group(1)),
                 data=literal or b"",
+                has_body=literal is not None or bool(_EMPTY_SECTION_RE.search(meta)),
                 size=int(found["size"].group(1)) if found["size"] else len(literal or b""),
                 gm_msgid=found["gm_msgid"].group(1).decode() if found["gm_msgid"] else "",
                 gm_thrid=found["gm_thrid"].group(1).decode() if found["gm_thrid"] else "",
@@ -309,9 +315,11 @@ class ImapTransport:
         gm = " X-GM-MSGID X-GM-THRID" if self.is_gmail else ""
         fields = " ".join(HEADER_FIELDS)
         spec = f"(UID RFC822.SIZE INTERNALDATE{gm} BODY.PEEK[HEADER.FIELDS ({fields})])"
-        return parse_fetch(self._call(self.conn.uid, "FETCH", uid_set(uids), spec))
+        items = parse_fetch(self._call(self.conn.uid, "FETCH", uid_set(uids), spec))
+        return [item for item in items if item.has_body]  # expunged meanwhile: gone
 
     def fetch_bodies(self, uids: list[int]) -> dict[int, bytes]:
         """Whole raw messages, peeked (flags untouched)."""
         data = self._call(self.conn.uid, "FETCH", uid_set(uids), "(UID BODY.PEEK[])")
-        return {item.uid: item.data for item in parse_fetch(data)}
+        # an expunged message answers ``BODY[] NIL``: left out, the caller reports it removed
+        return {item.uid: item.data for item in parse_fetch(data) if item.has_body}
