@@ -36,6 +36,7 @@ _logger = logging.getLogger(__name__)
 PARAM_SINCE_DAYS = "crm_gmail_sync.since_days"
 PARAM_BATCH_SIZE = "crm_gmail_sync.batch_size"
 LOCK_NAMESPACE = 0x6D61696C  # "mail": pg advisory lock namespace of mailbox syncs
+WARNING_ACTIVITY = "mail.mail_activity_data_warning"
 # Fields whose change means "try again": a corrected password resumes fetching.
 CONNECTION_FIELDS = {
     "provider",
@@ -48,6 +49,8 @@ CONNECTION_FIELDS = {
     "ca_file",
     "email",
 }
+# Fields that name the server account: another account's UIDs are not the cursor's.
+ACCOUNT_FIELDS = ("provider", "host", "login")
 # What one email's content can make the database or the ORM refuse; the batch is then
 # stored one email at a time (see _store_batch). Not OperationalError: lost connections,
 # serialisation failures and timeouts are retried with the whole batch on the next run.
@@ -294,15 +297,62 @@ class CrmGmailMailbox(models.Model):
                 [vals.get("user_id") or mailbox.user_id.id for mailbox in activating],
                 exclude=activating.ids,
             )
+        if "email" in vals:
+            self._check_address_kept(vals["email"])
         if CONNECTION_FIELDS & set(vals) and "state" not in vals:
             # New credentials or server: clear the error so the next run retries and
             # resumes from the stored cursor.
             vals = dict(vals, state="draft", last_error=False, last_error_kind=False)
         moved = self._secret_moves(vals)
+        other_account = self._account_changes(vals) if "sync_state" not in vals else self.browse()
         res = super().write(vals)
+        if other_account:
+            # Another account's UIDs say nothing about the old cursor's (even where its
+            # UIDVALIDITY happens to be the same): read it from its start; what the old
+            # account already gave comes back as duplicates.
+            other_account.write({"sync_state": False})
         if moved:
             moved.sudo().write({"password_secret": False, "oauth_token_secret": False})
         return res
+
+    def _check_address_kept(self, email):
+        """The address of a mailbox with synced mail is not edited: its emails and its
+        cursor are the old address's. Switching is archiving it and adding another one,
+        so that switching back shows its emails again (and resumes where it stopped)."""
+        for mailbox in self:
+            if normalize_email(email or "") == normalize_email(mailbox.email or ""):
+                continue
+            if mailbox.sync_state or self.env["crm.gmail.message"].sudo().search_count(
+                [("mailbox_id", "=", mailbox.id)], limit=1
+            ):
+                raise UserError(
+                    self.env._(
+                        "%(email)s has synced emails, which stay with this mailbox. To switch "
+                        "to another address, archive this mailbox and add a new one; restoring "
+                        "this one later shows its emails again.",
+                        email=mailbox.email,
+                    )
+                )
+
+    def _account_changes(self, vals):
+        """The mailboxes whose server account ``vals`` changes (server, login, protocol)."""
+        names = [name for name in ACCOUNT_FIELDS if name in vals]
+        if not names:
+            return self.browse()
+
+        def key(value):
+            return (value or "").strip().lower() if isinstance(value, str) else value
+
+        return self.filtered(
+            lambda mailbox: any(key(mailbox[name]) != key(vals[name]) for name in names)
+        )
+
+    def unlink(self):
+        # The emails go with their mailbox, through the ORM: the database's cascade would
+        # leave their attachments behind, and Odoo checks nothing on an attachment whose
+        # record is gone (anyone could read it).
+        self.env["crm.gmail.message"].sudo().search([("mailbox_id", "in", self.ids)]).unlink()
+        return super().unlink()
 
     def _secret_moves(self, vals):
         """The mailboxes whose secret ``vals`` would send where its owner did not choose.
@@ -346,7 +396,7 @@ class CrmGmailMailbox(models.Model):
         except SyncError as exc:
             self._set_error(exc)
             return self._notification(self.last_error, "danger")
-        self.write({"state": "connected", "last_error": False, "last_error_kind": False})
+        self._set_connected()
         folders = ", ".join(info.get("folders") or [])
         return self._notification(
             self.env._("Connection successful. Folders to sync: %(folders)s", folders=folders),
@@ -356,7 +406,25 @@ class CrmGmailMailbox(models.Model):
     def action_sync_now(self):
         self.ensure_one()
         self._check_seat()
-        synced = self.sudo()._sync_one()
+        mailbox = self.sudo()
+        if not mailbox.active:
+            raise UserError(self.env._("This mailbox is archived: restore it to sync it."))
+        if not mailbox._may_fetch():
+            raise UserError(
+                self.env._(
+                    "%(user)s is deactivated: their mailbox is not synced.",
+                    user=mailbox.user_id.name,
+                )
+            )
+        if not mailbox._try_lock():
+            return self._notification(
+                self.env._(
+                    "This mailbox is already being synced (by the scheduled fetch): its new "
+                    "emails appear in a moment."
+                ),
+                "warning",
+            )
+        synced = mailbox._sync_one()
         # A dropped connection leaves the state as it was (the next run retries) but
         # records the error: this run failed all the same.
         if self.state == "error" or (not synced and self.last_error):
@@ -450,7 +518,6 @@ class CrmGmailMailbox(models.Model):
         """Record an engine error; tell the owner when the mailbox stops fetching."""
         self.ensure_one()
         stops = isinstance(exc, AuthError)
-        was_error = self.state == "error"
         vals = {
             "last_error": self._error_text(exc),
             "last_error_kind": exc.kind,
@@ -459,14 +526,31 @@ class CrmGmailMailbox(models.Model):
         if stops or not isinstance(exc, NetworkError):
             vals["state"] = "error"
         self.sudo().write(vals)
-        if stops and not was_error:
+        if stops:
             self._notify_owner_error()
 
-    def _notify_owner_error(self):
+    def _set_connected(self, vals=None):
+        """The mailbox works (again): clear its error and close the owner's activity."""
+        self.ensure_one()
         mailbox = self.sudo()
+        mailbox.write(
+            {"state": "connected", "last_error": False, "last_error_kind": False, **(vals or {})}
+        )
+        mailbox.activity_unlink([WARNING_ACTIVITY], user_id=mailbox.user_id.id)
+
+    def _notify_owner_error(self):
+        """Schedule the owner's activity, once: not again while an earlier one is open."""
+        mailbox = self.sudo()
+        if mailbox.activity_ids.filtered(
+            lambda activity: (
+                activity.user_id == mailbox.user_id
+                and activity.activity_type_id == self.env.ref(WARNING_ACTIVITY)
+            )
+        ):
+            return
         env = mailbox.with_context(lang=mailbox.user_id.lang or self.env.lang).env
         mailbox.with_context(mail_activity_quick_update=True).activity_schedule(
-            "mail.mail_activity_data_warning",
+            WARNING_ACTIVITY,
             user_id=mailbox.user_id.id,
             summary=env._("Your mailbox stopped syncing"),
             note=plaintext2html(
@@ -481,12 +565,26 @@ class CrmGmailMailbox(models.Model):
 
     # ------------------------------------------------------------ sync
     @api.model
-    def _fetchable_domain(self):
+    def _owner_domain(self):
+        """Mailboxes that may be fetched at all: active, of an active owner with a seat."""
         seat = self.env.ref(GROUP_SEAT)
         return [
             ("active", "=", True),
             ("user_id.active", "=", True),
             ("user_id.groups_id", "in", seat.ids),
+        ]
+
+    def _may_fetch(self):
+        """Whether this mailbox may be fetched, as the database says now (also in the
+        middle of a run, after a commit: another worker may have archived it, deactivated
+        its owner or taken the seat; the cached groups of this worker may be stale)."""
+        self.ensure_one()
+        return bool(self.sudo().search_count([("id", "=", self.id), *self._owner_domain()]))
+
+    @api.model
+    def _fetchable_domain(self):
+        return [
+            *self._owner_domain(),
             ("host", "!=", False),
             "|",
             ("state", "!=", "error"),
@@ -537,7 +635,7 @@ class CrmGmailMailbox(models.Model):
         """
         self.ensure_one()
         mailbox = self.sudo()
-        if not mailbox.active or not mailbox.user_id._has_group(GROUP_SEAT):
+        if not mailbox._may_fetch():
             return False
         if not mailbox._try_lock():
             _logger.info("crm_gmail_sync: mailbox %s is already syncing", mailbox.id)
@@ -570,7 +668,7 @@ class CrmGmailMailbox(models.Model):
                     mailbox._store_batch(batch, owner)
                 if commit:
                     commit()
-                    if not mailbox._try_lock():
+                    if not mailbox._try_lock() or not mailbox._may_fetch():
                         return False
         except SyncError as exc:
             _logger.warning(
@@ -583,8 +681,9 @@ class CrmGmailMailbox(models.Model):
             return False
         vals = {"last_sync_date": fields.Datetime.now()}
         if mailbox.state != "connected" or mailbox.last_error:
-            vals.update(state="connected", last_error=False, last_error_kind=False)
-        mailbox.write(vals)
+            mailbox._set_connected(vals)
+        else:
+            mailbox.write(vals)
         return True
 
     def _customer_filter(self, addresses):

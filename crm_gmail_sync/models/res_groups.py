@@ -14,15 +14,20 @@ class ResGroups(models.Model):
     # ------------------------------------------------------------ CRUD
     @api.model_create_multi
     def create(self, vals_list):
+        if not any("users" in vals or "implied_ids" in vals for vals in vals_list):
+            return super().create(vals_list)
+        used = self._crm_gmail_sync_seats()[1]
         groups = super().create(vals_list)
-        if any("users" in vals or "implied_ids" in vals for vals in vals_list):
-            self._crm_gmail_sync_refresh()
+        self._crm_gmail_sync_refresh(used_before=used)
         return groups
 
     def write(self, vals):
+        refreshing = self.env.context.get("crm_gmail_sync_refreshing")
+        if refreshing or ("users" not in vals and "implied_ids" not in vals):
+            return super().write(vals)
+        used = self._crm_gmail_sync_seats()[1]
         res = super().write(vals)
-        if "users" in vals or "implied_ids" in vals:
-            self._crm_gmail_sync_refresh()
+        self._crm_gmail_sync_refresh(used_before=used)
         return res
 
     # ------------------------------------------------------------ business
@@ -58,9 +63,13 @@ class ResGroups(models.Model):
         return seats, self.env.cr.fetchone()[0]
 
     @api.model
-    def _crm_gmail_sync_check_seats(self):
+    def _crm_gmail_sync_check_seats(self, used_before=None):
+        """Refuse more seats in use than configured. With ``used_before`` (the seats in
+        use before a change), only a change that adds holders is refused: with fewer
+        seats than holders (System Parameters), holders can still be removed, and users
+        without a seat added."""
         seats, used = self._crm_gmail_sync_seats()
-        if used > seats:
+        if used > seats and (used_before is None or used > used_before):
             raise ValidationError(
                 self.env._(
                     "The Mail add-on has %(seats)s seat(s), but %(used)s active users would "
@@ -72,7 +81,7 @@ class ResGroups(models.Model):
             )
 
     @api.model
-    def _crm_gmail_sync_refresh(self):
+    def _crm_gmail_sync_refresh(self, used_before=None):
         """Check the seat limit and keep the technical "Emails tab visible" group exact.
 
         Odoo groups are alternatives (``groups="a,b"`` means a *or* b), but the Emails
@@ -85,7 +94,7 @@ class ResGroups(models.Model):
         if not groups:
             return
         seat, tab, visible = groups
-        self._crm_gmail_sync_check_seats()
+        self._crm_gmail_sync_check_seats(used_before)
         cr = self.env.cr
         cr.execute(
             """SELECT uid FROM res_groups_users_rel WHERE gid = %s

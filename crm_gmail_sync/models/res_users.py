@@ -14,17 +14,30 @@ class ResUsers(models.Model):
     # ------------------------------------------------------------ CRUD
     @api.model_create_multi
     def create(self, vals_list):
+        Groups = self.env["res.groups"]
+        used = Groups._crm_gmail_sync_seats()[1]
         users = super().create(vals_list)
-        self.env["res.groups"]._crm_gmail_sync_refresh()
+        Groups._crm_gmail_sync_refresh(used_before=used)
         return users
 
     def write(self, vals):
-        res = super().write(vals)
-        if "active" in vals or any(
+        if "active" not in vals and not any(
             key == "groups_id" or key.startswith(("in_group_", "sel_groups_")) for key in vals
         ):
-            self.env["res.groups"]._crm_gmail_sync_refresh()
+            return super().write(vals)
+        Groups = self.env["res.groups"]
+        used = Groups._crm_gmail_sync_seats()[1]
+        res = super().write(vals)
+        Groups._crm_gmail_sync_refresh(used_before=used)
         return res
+
+    def unlink(self):
+        # Through the ORM, not the database's cascade, which would leave the emails'
+        # attachments behind, unchecked (see crm.gmail.mailbox.unlink).
+        Mailbox = self.env["crm.gmail.mailbox"].sudo().with_context(active_test=False)
+        Mailbox.search([("user_id", "in", self.ids)]).unlink()
+        self.env["crm.gmail.message"].sudo().search([("owner_id", "in", self.ids)]).unlink()
+        return super().unlink()
 
     # ------------------------------------------------------------ actions
     def action_crm_gmail_open_mailbox(self):
