@@ -51,6 +51,7 @@ CONNECTION_FIELDS = {
 }
 # Fields that name the server account: another account's UIDs are not the cursor's.
 ACCOUNT_FIELDS = ("provider", "host", "login")
+CASELESS_FIELDS = {"host", "smtp_host", "login"}
 # What one email's content can make the database or the ORM refuse; the batch is then
 # stored one email at a time (see _store_batch). Not OperationalError: lost connections,
 # serialisation failures and timeouts are retried with the whole batch on the next run.
@@ -336,16 +337,22 @@ class CrmGmailMailbox(models.Model):
 
     def _account_changes(self, vals):
         """The mailboxes whose server account ``vals`` changes (server, login, protocol)."""
-        names = [name for name in ACCOUNT_FIELDS if name in vals]
-        if not names:
-            return self.browse()
+        return self.filtered(lambda mailbox: mailbox._changed_fields(vals, ACCOUNT_FIELDS))
 
-        def key(value):
-            return (value or "").strip().lower() if isinstance(value, str) else value
-
-        return self.filtered(
-            lambda mailbox: any(key(mailbox[name]) != key(vals[name]) for name in names)
-        )
+    def _changed_fields(self, vals, names):
+        """The fields among ``names`` whose value ``vals`` changes on this mailbox; texts
+        compared without surrounding spaces, host names and logins without case."""
+        self.ensure_one()
+        changed = set()
+        for name in set(names) & set(vals):
+            old, new = self._fields[name].convert_to_write(self[name], self), vals[name]
+            if isinstance(old, str) or isinstance(new, str):
+                old, new = (old or "").strip(), (new or "").strip()
+                if name in CASELESS_FIELDS:
+                    old, new = old.lower(), new.lower()
+            if (old or False) != (new or False):
+                changed.add(name)
+        return changed
 
     def unlink(self):
         # The emails go with their mailbox, through the ORM: the database's cascade would
@@ -365,12 +372,7 @@ class CrmGmailMailbox(models.Model):
             return self.browse()
         moved = self.browse()
         for mailbox in self.sudo():
-            changed = {
-                name
-                for name in SECRET_TARGET_FIELDS & set(vals)
-                if mailbox._fields[name].convert_to_write(mailbox[name], mailbox)
-                != (vals[name] or False)
-            }
+            changed = mailbox._changed_fields(vals, SECRET_TARGET_FIELDS)
             if "user_id" in changed or (changed and mailbox.user_id.id != self.env.uid):
                 moved |= mailbox
         return moved

@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 from odoo import api, models
 from odoo.exceptions import ValidationError
 from odoo.fields import Command
@@ -16,21 +18,26 @@ class ResGroups(models.Model):
     def create(self, vals_list):
         if not any("users" in vals or "implied_ids" in vals for vals in vals_list):
             return super().create(vals_list)
-        used = self._crm_gmail_sync_seats()[1]
-        groups = super().create(vals_list)
-        self._crm_gmail_sync_refresh(used_before=used)
-        return groups
+        with self._crm_gmail_sync_membership_change():
+            return super().create(vals_list)
 
     def write(self, vals):
         refreshing = self.env.context.get("crm_gmail_sync_refreshing")
         if refreshing or ("users" not in vals and "implied_ids" not in vals):
             return super().write(vals)
-        used = self._crm_gmail_sync_seats()[1]
-        res = super().write(vals)
-        self._crm_gmail_sync_refresh(used_before=used)
-        return res
+        with self._crm_gmail_sync_membership_change():
+            return super().write(vals)
 
     # ------------------------------------------------------------ business
+    @api.model
+    @contextmanager
+    def _crm_gmail_sync_membership_change(self):
+        """Around a change of who holds which group: afterwards, check the seats (refusing
+        only a change that adds holders) and refresh the technical group."""
+        used = self._crm_gmail_sync_seats()[1]
+        yield
+        self._crm_gmail_sync_refresh(used_before=used)
+
     @api.model
     def _crm_gmail_sync_groups(self):
         """The seat, profile and technical groups, or ``None`` while the module loads."""

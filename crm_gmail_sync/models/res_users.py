@@ -14,22 +14,16 @@ class ResUsers(models.Model):
     # ------------------------------------------------------------ CRUD
     @api.model_create_multi
     def create(self, vals_list):
-        Groups = self.env["res.groups"]
-        used = Groups._crm_gmail_sync_seats()[1]
-        users = super().create(vals_list)
-        Groups._crm_gmail_sync_refresh(used_before=used)
-        return users
+        with self.env["res.groups"]._crm_gmail_sync_membership_change():
+            return super().create(vals_list)
 
     def write(self, vals):
         if "active" not in vals and not any(
             key == "groups_id" or key.startswith(("in_group_", "sel_groups_")) for key in vals
         ):
             return super().write(vals)
-        Groups = self.env["res.groups"]
-        used = Groups._crm_gmail_sync_seats()[1]
-        res = super().write(vals)
-        Groups._crm_gmail_sync_refresh(used_before=used)
-        return res
+        with self.env["res.groups"]._crm_gmail_sync_membership_change():
+            return super().write(vals)
 
     def unlink(self):
         # Through the ORM, not the database's cascade, which would leave the emails'
