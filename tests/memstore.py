@@ -26,9 +26,12 @@ class MemoryStore:
         self.outcomes = []
         self.filter_calls = 0
         self.known_calls = 0
+        self.offered = set()  # every address ever given to customer_filter
+        self.sent_from = {}  # folder -> union of its batches' sent_from
 
     def customer_filter(self, addresses):
         self.filter_calls += 1
+        self.offered |= set(addresses)
         return {a for a in addresses if a in self.customers}
 
     def known_keys(self, keys):
@@ -45,6 +48,7 @@ class MemoryStore:
                     self.stored_twice.append(msg.dedupe_key)
                 self.messages[msg.dedupe_key] = msg
             self.outcomes.extend(batch.outcomes)
+            self.sent_from.setdefault(batch.folder, set()).update(batch.sent_from)
             self.report.add(batch.outcomes)
             if batch.messages:
                 batches += 1

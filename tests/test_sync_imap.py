@@ -235,6 +235,45 @@ def test_same_message_in_inbox_and_sent_is_one(dovecot, mail_user):
     assert store.count(DUPLICATE) == 1
 
 
+def test_sent_folder_mail_is_sent_and_its_from_is_an_identity(dovecot, mail_user):
+    u = mail_user
+    # INBOX: an unknown sender stays received, and a participant
+    put(dovecot, u, 1, "stranger@web.example", u.login, cc=["anna@customer.example"])
+    # Sent: an identity the owner sends as (not configured), to a customer
+    put(
+        dovecot, u, 2, "Team@Example.test", "anna@customer.example", folder="Sent", from_name="Team"
+    )
+    # Sent: another identity, to nobody known: not stored, still an identity
+    put(dovecot, u, 3, "me@private.example", "news@shop.example", folder="Sent")
+    # Sent: from the owner's own address
+    put(dovecot, u, 4, u.login, "bob@customer.example", folder="Sent")
+    # the identity is also a customer's address: its From still is no participant
+    store = MemoryStore(CUSTOMERS + ("team@example.test",))
+    put(dovecot, u, 5, "team@example.test", "news@shop.example", folder="Sent")
+    acc = account(dovecot, u)
+    store.sync(acc)
+    assert store.subjects() == ["Mail 1", "Mail 2", "Mail 4"]
+    received = store.messages[f"mid:<m1.{u.login}>"]
+    assert received.header.direction == "received" and not received.header.sent_folder
+    assert received.participants == ["anna@customer.example", "stranger@web.example"]
+    sent = store.messages[f"mid:<m2.{u.login}>"]
+    assert sent.header.direction == "sent" and sent.header.sent_folder
+    assert [(a.email, a.name) for a in sent.header.from_] == [("team@example.test", "Team")]
+    assert sent.participants == ["anna@customer.example"]
+    assert store.messages[f"mid:<m4.{u.login}>"].header.direction == "sent"
+    # Sent UIDs 1-4 are Mails 2-5; Mail 5's customer-like From did not make it customer mail
+    sent_outcomes = {o.uid: o.status for o in store.outcomes if o.folder == "Sent"}
+    assert sent_outcomes == {"1": STORED, "2": NOT_CUSTOMER, "3": STORED, "4": NOT_CUSTOMER}
+    assert not {"team@example.test", "me@private.example"} & store.offered
+    assert store.sent_from == {"INBOX": set(), "Sent": {"team@example.test", "me@private.example"}}
+    # incremental: a new identity in a later run is reported by that run's batch
+    put(dovecot, u, 6, "Other@Example.test", "anna@customer.example", folder="Sent")
+    store.sent_from.clear()
+    store.sync(acc)
+    assert store.sent_from == {"Sent": {"other@example.test"}}
+    assert store.messages[f"mid:<m6.{u.login}>"].header.direction == "sent"
+
+
 @pytest.mark.parametrize(
     "security,port_attr", [("ssl", "imaps_port"), ("starttls", "imap_port"), ("none", "imap_port")]
 )
@@ -291,7 +330,6 @@ def test_unparseable_message_is_reported_and_passed(dovecot, mailbox, monkeypatc
 
 def test_silent_server_times_out(mail_user):
     import socket
-    import time
 
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never greets
         acc = Account(
@@ -302,8 +340,6 @@ def test_silent_server_times_out(mail_user):
             password="x",
             timeout=0.5,
         )
-        start = time.monotonic()
-        with pytest.raises(NetworkError) as err:
+        with pytest.raises(NetworkError) as err:  # a hang here would be the failure
             check_connection(acc)
-        assert time.monotonic() - start < 5
     assert "did not answer in time" in err.value.message

@@ -27,6 +27,9 @@ def test_pop3_sync_and_flags(dovecot, mail_user):
     before = dovecot.flags(mail_user.login, "INBOX")
     store = MemoryStore(CUSTOMERS).sync(pop3(dovecot, mail_user))
     assert store.subjects() == ["Mail 1", "Mail 3"]
+    # no Sent folder over POP3: mail from unknown addresses is received, no identities
+    assert store.messages[f"mid:<m1.{mail_user.login}>"].header.direction == "received"
+    assert store.sent_from == {"INBOX": set()}
     att = store.messages[f"mid:<m3.{mail_user.login}>"].attachments[0]
     assert att.content == b"." * 5000 + b"\n.\n..line"  # dot-stuffing undone exactly once
     assert dovecot.flags(mail_user.login, "INBOX") == before

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -51,11 +50,10 @@ def oauth_account(dovecot, user, token, protocol="imap", **kw) -> Account:
 
 
 def refused(account: Account) -> AuthError:
-    """``check_connection`` must raise AuthError promptly (no waiting for the 10 s timeout)."""
-    start = time.monotonic()
+    """``check_connection`` must raise AuthError: had it waited for the server instead of
+    answering its challenge, the 10 s timeout would raise a NetworkError."""
     with pytest.raises(AuthError) as info:
         check_connection(account)
-    assert time.monotonic() - start < 5
     return info.value
 
 

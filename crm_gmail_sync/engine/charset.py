@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from email.header import Header, decode_header
 
 
@@ -30,28 +32,75 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
         return data.decode("cp1252", "replace")
 
 
+# An RFC 2047 encoded word: charset (RFC 2231 ``*language`` allowed), Q or B, then the
+# encoded text: printable ASCII without "?" or space.
+_ENCODED_WORD = re.compile(r"=\?([A-Za-z0-9!#$%&'*+\-^_`{|}~]+)\?([QqBb])\?([!->@-~]*)\?=")
+_Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_FWS = " \t\r\n"  # folding white space, before unfolding
+
+
 def decode_header_value(value) -> str:
-    """Decode a header value (RFC 2047 encoded words, raw 8-bit) to text.
+    """Decode an unstructured header value (RFC 2047 encoded words, raw 8-bit) to text.
+
+    Whitespace follows RFC 2047 section 6.2 on the unfolded value (RFC 5322 unfolding:
+    CRLF + WSP is the WSP): whitespace between an encoded word and ordinary text is
+    kept, whitespace between two adjacent encoded words (a fold included) is dropped.
+    An encoded word touching ordinary text (``foo=?utf-8?q?bar?=baz``) is decoded in
+    place, as the stdlib's ``email.policy.default`` does.
+
+    The result is for display on one line: every run of whitespace (folds, tabs, and
+    whitespace decoded from inside encoded words) becomes one space, and leading and
+    trailing whitespace go. Up to that normalisation it equals the stdlib's
+    ``email.policy.default`` reading of well-formed headers (property-tested).
+
+    Never raises. An unknown charset falls back as :func:`decode_bytes` does; raw
+    8-bit text is kept (see :func:`raw_text`); a malformed encoded word (bad base64,
+    unclosed, with spaces inside) stays as it is written, and is ordinary text for
+    the whitespace rule.
 
     >>> decode_header_value("=?utf-8?q?Gr=C3=BC=C3=9Fe?= aus =?iso-8859-1?q?K=F6ln?=")
     'Grüße aus Köln'
+    >>> decode_header_value("Re: =?utf-8?q?a?=\\r\\n =?utf-8?b?Yg==?=")
+    'Re: ab'
+    >>> decode_header_value("=?utf-8?q?Hallo?=\\r\\n\\tWelt")
+    'Hallo Welt'
     >>> decode_header_value("=?x-bogus?q?Hallo?=")
     'Hallo'
+    >>> decode_header_value("=?utf-8?b?#?= =?utf-8?q?ok?=")
+    '=?utf-8?b?#?= ok'
     """
     if value is None:
         return ""
     value = raw_text(value)
     if "=?" not in value:
         return " ".join(value.split())
-    try:
-        parts = decode_header(value)
-    except Exception:  # noqa: BLE001 - malformed encoded words: keep the raw text
-        return " ".join(value.split())
     out = []
-    for chunk, charset in parts:
-        out.append(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk)
-    # decode_header keeps the whitespace between plain and encoded parts in the chunks
+    pos = 0  # end of the last decoded encoded word, or 0
+    after_word = False
+    for match in _ENCODED_WORD.finditer(value):
+        text = _decode_word(*match.groups())
+        if text is None:
+            continue  # malformed: stays in the ordinary text around it
+        gap = value[pos : match.start()]
+        if not (after_word and not gap.strip(_FWS)):
+            out.append(gap)
+        out.append(text)
+        pos, after_word = match.end(), True
+    out.append(value[pos:])
     return " ".join("".join(out).split())
+
+
+def _decode_word(charset: str, encoding: str, text: str) -> str | None:
+    """The text of one encoded word, or None when its encoded text is malformed."""
+    data = text.encode("ascii")
+    if encoding in "Qq":
+        data = _Q_ESCAPE.sub(lambda m: bytes.fromhex(m[1].decode()), data.replace(b"_", b" "))
+    else:
+        try:  # missing padding is common and harmless; anything else is not base64
+            data = base64.b64decode(data + b"=" * (-len(data) % 4), validate=True)
+        except ValueError:  # binascii.Error
+            return None
+    return decode_bytes(data, charset.split("*", 1)[0])
 
 
 def raw_text(value) -> str:

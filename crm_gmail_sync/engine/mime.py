@@ -71,20 +71,32 @@ def parse_headers(
     size: int = 0,
     fallback_date: dt.datetime | None = None,
     decide_only: bool = False,
+    sent_folder: bool = False,
 ) -> HeaderInfo:
     """Read the header block of a message into a :class:`HeaderInfo`.
 
     ``owner`` is the set of the owner's normalised addresses: a message from
-    one of them is *sent*. ``decide_only`` reads just what the header-first
-    decision needs (addresses, identity, direction) and leaves subject, date
-    and references empty: most headers are of mail that is never stored.
-    Never raises on malformed input.
+    one of them is *sent*. ``sent_folder``: the message lies in the owner's Sent
+    folder, so it is *sent* whatever its From says, and its From addresses are
+    the owner's identities, not participants (``HeaderInfo.sent_folder``).
+    ``decide_only`` reads just what the header-first decision needs (addresses,
+    identity, direction) and leaves subject, date and references empty: most
+    headers are of mail that is never stored. Never raises on malformed input.
     """
     fields = {
         name: [raw_text(v) for v in values] for name, values in header_fields(raw_header).items()
     }
     return _header_info(
-        fields, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallback_date, decide_only
+        fields,
+        folder,
+        uid,
+        owner,
+        gmail_msgid,
+        gmail_thrid,
+        size,
+        fallback_date,
+        decide_only,
+        sent_folder=sent_folder,
     )
 
 
@@ -94,7 +106,17 @@ def _one(fields: dict, name: str) -> str:
 
 
 def _header_info(
-    msg, folder, uid, owner, gmail_msgid, gmail_thrid, size, fallback_date, decide_only=False
+    msg,
+    folder,
+    uid,
+    owner,
+    gmail_msgid,
+    gmail_thrid,
+    size,
+    fallback_date,
+    decide_only=False,
+    *,
+    sent_folder=False,
 ):
     def addrs(name):
         return parse_addresses(msg.get(name), decode=decode_header_value)
@@ -115,7 +137,12 @@ def _header_info(
         size=size,
         gmail_msgid=gmail_msgid or "",
         gmail_thrid=gmail_thrid or "",
-        direction=DIRECTION_SENT if from_ and from_[0].email in owner else DIRECTION_RECEIVED,
+        direction=(
+            DIRECTION_SENT
+            if sent_folder or (from_ and from_[0].email in owner)
+            else DIRECTION_RECEIVED
+        ),
+        sent_folder=sent_folder,
     )
     if not decide_only:
         info.subject = decode_header_value(_one(msg, "subject"))
@@ -154,9 +181,11 @@ def parse_message(
     gmail_msgid: str = "",
     gmail_thrid: str = "",
     fallback_date: dt.datetime | None = None,
+    sent_folder: bool = False,
 ) -> ParsedMessage:
     """Parse a whole raw message.
 
+    ``owner`` and ``sent_folder`` decide the direction as in :func:`parse_headers`.
     Returns a :class:`ParsedMessage` with decoded headers, the first
     text/plain and text/html bodies, and every other leaf part (and every
     attached message/rfc822, whole) as an :class:`Attachment`. Malformed
@@ -176,7 +205,15 @@ def parse_message(
     for name, value in msg.raw_items():
         fields.setdefault(name.lower(), []).append(raw_text(value))
     header = _header_info(
-        fields, folder, uid, owner, gmail_msgid, gmail_thrid, len(raw), fallback_date
+        fields,
+        folder,
+        uid,
+        owner,
+        gmail_msgid,
+        gmail_thrid,
+        len(raw),
+        fallback_date,
+        sent_folder=sent_folder,
     )
     parsed = ParsedMessage(header=header, thread_key=thread_key(header))
     read_parts(raw, msg, body, parsed)

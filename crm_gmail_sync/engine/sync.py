@@ -84,6 +84,9 @@ def sync_mailbox(
 ) -> Iterator[Batch]:
     """Yield :class:`Batch` es of new mail, INBOX then Sent, each with the state after it.
 
+    All mail of the IMAP Sent folder is *sent*; its From addresses are the owner's
+    identities: never participants, and those not among the owner addresses are
+    reported in ``Batch.sent_from`` (aliases to offer). POP3 has no Sent folder.
     ``customer_filter(addresses)`` gets the normalised participant addresses of
     a whole batch (owner excluded) and returns those that belong to customers;
     ``known_keys(keys)`` returns the dedupe keys already stored. Each is called
@@ -118,10 +121,12 @@ class _Run:
 
     # ---------------------------------------------------------------- IMAP
     def imap(self, tr: ImapTransport) -> Iterator[Batch]:
-        for folder in tr.sync_folders():
-            yield from self._imap_folder(tr, folder)
+        for i, folder in enumerate(tr.sync_folders()):  # INBOX, then the Sent folder
+            yield from self._imap_folder(tr, folder, sent_folder=i == 1)
 
-    def _imap_folder(self, tr: ImapTransport, folder: str) -> Iterator[Batch]:
+    def _imap_folder(
+        self, tr: ImapTransport, folder: str, sent_folder: bool = False
+    ) -> Iterator[Batch]:
         cur = self.state.folders.get(folder)
         validity, uidnext = tr.status(folder)
         if cur is not None and cur.uidvalidity == validity and cur.backfill_done:
@@ -146,14 +151,17 @@ class _Run:
                     item.gm_thrid,
                     arrival=item.internaldate,
                     decide_only=True,
+                    sent_folder=sent_folder,
                 )
             return heads
 
         if cur.high or cur.backfill_done:  # incremental: everything above high, oldest first
             new = tr.uids_above(cur.high)
-            for keys, msgs, outs, _last in self._work(folder, new, fetch_headers, tr.fetch_bodies):
+            for keys, msgs, outs, sent_from, _last in self._work(
+                folder, new, fetch_headers, tr.fetch_bodies
+            ):
                 cur.high = max(cur.high, *keys)
-                yield self._batch(folder, msgs, outs)
+                yield self._batch(folder, msgs, outs, sent_from)
         first = cur.high == 0
         cur.high = max(cur.high, top or 0)
         if not cur.backfill_done:  # back-fill window, newest first, below low
@@ -161,13 +169,13 @@ class _Run:
             window = [u for u in window if (first or u < cur.low) and (top is None or u <= top)]
             window.sort(reverse=True)
             cur.backfill_done = not window
-            for keys, msgs, outs, last in self._work(
+            for keys, msgs, outs, sent_from, last in self._work(
                 folder, window, fetch_headers, tr.fetch_bodies
             ):
                 cur.high = max(cur.high, *keys)
                 cur.low = min(keys)
                 cur.backfill_done = last
-                yield self._batch(folder, msgs, outs)
+                yield self._batch(folder, msgs, outs, sent_from)
         if self.state.to_json() != self._yielded:
             yield self._batch(folder, [], [])  # persist the cursor's own progress
 
@@ -202,7 +210,9 @@ class _Run:
         def fetch_bodies(uidls):
             return {u: tr.message(number[u]) for u in uidls}
 
-        for keys, msgs, outs, last in self._work(folder, todo, fetch_headers, fetch_bodies):
+        for keys, msgs, outs, _sent_from, last in self._work(
+            folder, todo, fetch_headers, fetch_bodies
+        ):
             cur.seen.extend(keys)
             cur.backfill_done = cur.backfill_done or last
             yield self._batch(folder, msgs, outs)
@@ -212,7 +222,16 @@ class _Run:
 
     # ---------------------------------------------------------------- shared
     def _header(
-        self, folder, uid, data, size, gm_msgid="", gm_thrid="", arrival=None, decide_only=False
+        self,
+        folder,
+        uid,
+        data,
+        size,
+        gm_msgid="",
+        gm_thrid="",
+        arrival=None,
+        decide_only=False,
+        sent_folder=False,
     ):
         try:
             return parse_headers(
@@ -225,6 +244,7 @@ class _Run:
                 size=size,
                 fallback_date=arrival,
                 decide_only=decide_only,
+                sent_folder=sent_folder,
             )
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
             return Outcome(folder, str(uid), UNPARSEABLE, reason=_reason("headers", exc))
@@ -250,15 +270,18 @@ class _Run:
         return accepted, outcomes
 
     def _work(self, folder, order: list, fetch_headers, fetch_bodies) -> Iterable:
-        """Process keys in ``order``: yield ``(keys covered, messages, outcomes, is_last)``.
+        """Process keys in ``order``: yield ``(keys covered, messages, outcomes, sent_from,
+        is_last)``.
 
         Header batches hold ``batch_size`` keys; a header batch is split further
         so that the bodies of one yielded batch stay under ``batch_bytes``.
+        ``sent_from``: see :attr:`Batch.sent_from`, from the headers of the keys covered.
         """
         size = max(1, self.opts.batch_size)
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
-            accepted, outcomes = self._decide(folder, fetch_headers(chunk))
+            heads = fetch_headers(chunk)
+            accepted, outcomes = self._decide(folder, heads)
             groups, group, weight = [], [], 0
             for key in chunk:
                 group.append(key)
@@ -282,7 +305,18 @@ class _Run:
                         outs.append(out)
                     elif key in outcomes:
                         outs.append(outcomes[key])
-                yield keys, messages, outs, last_chunk and i == len(groups) - 1
+                sent_from = self._sent_from(heads.get(key) for key in keys)
+                yield keys, messages, outs, sent_from, last_chunk and i == len(groups) - 1
+
+    def _sent_from(self, heads) -> frozenset[str]:
+        """The From addresses of Sent-folder headers that are not owner addresses."""
+        return frozenset(
+            a.email
+            for h in heads
+            if isinstance(h, HeaderInfo) and h.sent_folder
+            for a in h.from_
+            if a.email and a.email not in self.owner
+        )
 
     def _parse(self, folder, head: HeaderInfo, raw: bytes | None):
         if raw is None:
@@ -297,6 +331,7 @@ class _Run:
                 gmail_msgid=head.gmail_msgid,
                 gmail_thrid=head.gmail_thrid,
                 fallback_date=head.date,
+                sent_folder=head.sent_folder,
             )
         except Exception as exc:  # noqa: BLE001 - reported, the batch goes on
             return None, Outcome(
@@ -307,10 +342,12 @@ class _Run:
         msg.participants = sorted(msg.header.participants(self.owner))
         return msg, Outcome(folder, head.uid, STORED, head.dedupe_key)
 
-    def _batch(self, folder, messages, outcomes) -> Batch:
+    def _batch(self, folder, messages, outcomes, sent_from=frozenset()) -> Batch:
         self._yielded = self.state.to_json()  # serialised once: compared and copied from
         state = SyncState.from_json(self._yielded)
-        return Batch(folder=folder, messages=messages, outcomes=outcomes, state=state)
+        return Batch(
+            folder=folder, messages=messages, outcomes=outcomes, state=state, sent_from=sent_from
+        )
 
 
 def _reason(part: str, exc: Exception) -> str:

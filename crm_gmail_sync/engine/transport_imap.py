@@ -270,7 +270,8 @@ class ImapTransport:
         return out
 
     def sync_folders(self) -> list[str]:
-        """INBOX and the Sent folder (by ``\\Sent`` special use, else a known name)."""
+        """``["INBOX", sent]``: INBOX first, then the Sent folder if there is one (by
+        ``\\Sent`` special use, else a known name). The sync treats the second as Sent."""
         folders = self.list_folders()
         names = [n for n, _ in folders]
         sent = next((n for n, f in folders if "\\sent" in f), None)

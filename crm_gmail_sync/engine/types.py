@@ -34,7 +34,8 @@ class Account:
     ``password`` is a password or Gmail app password; ``oauth_token`` an
     OAuth2 access token used with SASL XOAUTH2 (takes precedence). ``owner_addresses``
     are the owner's own addresses (normalised or not): mail from them is
-    *sent*, and they never make a message customer mail.
+    *sent* (so is all mail of the IMAP Sent folder), and they never make a
+    message customer mail.
     """
 
     host: str
@@ -104,14 +105,20 @@ class HeaderInfo:
     in_reply_to: str = ""
     references: list[str] = field(default_factory=list)
     direction: str = DIRECTION_RECEIVED
+    # read from the owner's Sent folder: sent mail whatever its From says, and its From
+    # addresses are the owner's own sending identities (see Batch.sent_from)
+    sent_folder: bool = False
 
     def participants(self, owner: frozenset[str] = frozenset()) -> set[str]:
         """Normalised participant addresses other than the owner's.
 
-        From, To, Cc and Reply-To always count; Bcc only on the owner's own
-        sent mail (elsewhere a Bcc header is not the owner's business).
+        From, To, Cc and Reply-To count, except From on mail of the Sent folder (the
+        owner's own identities, known or not); Bcc only on the owner's own sent mail
+        (elsewhere a Bcc header is not the owner's business).
         """
-        groups = [self.from_, self.to, self.cc, self.reply_to]
+        groups = [self.to, self.cc, self.reply_to]
+        if not self.sent_folder:
+            groups.append(self.from_)
         if self.direction == DIRECTION_SENT:
             groups.append(self.bcc)
         return {a.email for g in groups for a in g if a.email and a.email not in owner}
@@ -212,6 +219,10 @@ class Batch:
     messages: list[ParsedMessage]
     outcomes: list[Outcome]
     state: SyncState
+    # normalised From addresses of this batch's Sent-folder headers (every header looked
+    # at, stored or not) that are not owner addresses: identities the owner sends as,
+    # to be offered as aliases; always empty for INBOX and POP3
+    sent_from: frozenset[str] = frozenset()
 
 
 @dataclass

@@ -1,11 +1,16 @@
 # ruff: noqa: F401
+# The mixins first: the models below inherit them.
+from . import crm_gmail_linked_mixin, crm_gmail_restricted_mixin
+
+# isort: split
 from . import (
-    crm_gmail_linked_mixin,
     crm_gmail_mailbox,
+    crm_gmail_mailbox_alias,
     crm_gmail_message,
     crm_gmail_message_address,
     crm_gmail_share,
     crm_lead,
+    ir_attachment,
     res_config_settings,
     res_groups,
     res_partner,

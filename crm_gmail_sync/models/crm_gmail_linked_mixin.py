@@ -37,6 +37,12 @@ class CrmGmailLinkedMixin(models.AbstractModel):
         inverse="_inverse_gmail_share_emails",
         help="Let colleagues see your emails with this customer (shared mailbox only).",
     )
+    gmail_share_outdated = fields.Boolean(
+        string="Share misses the current address",
+        compute="_compute_gmail_share_emails",
+        help="You shared your emails here when the record had another address or main "
+        "contact: the mail of its current address is not shared until you share again.",
+    )
 
     # ------------------------------------------------------------ compute
     @api.depends(lambda self: [self._gmail_email_field])
@@ -69,17 +75,22 @@ class CrmGmailLinkedMixin(models.AbstractModel):
     def _search_gmail_message_ids(self, operator, value):
         return self.env["crm.gmail.message"]._search_linked(self._name, operator, value)
 
+    @api.depends(lambda self: self._gmail_link_depends())
     @api.depends_context("uid")
     def _compute_gmail_share_emails(self):
-        field = self._gmail_share_field
-        shares = (
-            self.env["crm.gmail.share"]
-            .sudo()
-            .search([("user_id", "=", self.env.uid), (field, "in", self.ids)])
-        )
-        shared = set(shares[field].ids)
+        shared = self.env["crm.gmail.share"]._shared_keys(self, self._gmail_share_field)
         for record in self:
-            record.gmail_share_emails = record.id in shared
+            keys = shared.get(record.id)
+            record.gmail_share_emails = keys is not None
+            record.gmail_share_outdated = keys is not None and not keys >= set(
+                record._gmail_link_keys()
+            )
+
+    # ------------------------------------------------------------ actions
+    def action_gmail_share_again(self):
+        """Share the record's current addresses (after its address or contact changed)."""
+        self.env["crm.gmail.share"]._set_shared(self, self._gmail_share_field, True)
+        return True
 
     def _inverse_gmail_share_emails(self):
         Share = self.env["crm.gmail.share"]

@@ -54,7 +54,8 @@ ACCOUNT_FIELDS = ("provider", "host", "login")
 CASELESS_FIELDS = {"host", "smtp_host", "login"}
 # What one email's content can make the database or the ORM refuse; the batch is then
 # stored one email at a time (see _store_batch). Not OperationalError: lost connections,
-# serialisation failures and timeouts are retried with the whole batch on the next run.
+# serialisation failures and timeouts are retried with the whole batch on the next run;
+# nor OSError or AttachmentStorageError: a filestore that cannot take a file fails the run.
 CONTENT_ERRORS = (
     ValueError,  # includes UnicodeError; psycopg2: "cannot contain NUL (0x00) characters"
     TypeError,
@@ -80,7 +81,7 @@ SECRET_TARGET_FIELDS = {
 class CrmGmailMailbox(models.Model):
     _name = "crm.gmail.mailbox"
     _description = "Gmail / IMAP mailbox"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["mail.thread", "mail.activity.mixin", "crm.gmail.restricted.mixin"]
     _order = "active desc, user_id, id desc"
     _rec_name = "email"
 
@@ -113,6 +114,14 @@ class CrmGmailMailbox(models.Model):
         default=SECURITY_SSL,
     )
     login = fields.Char()
+    alias_ids = fields.One2many(
+        "crm.gmail.mailbox.alias",
+        "mailbox_id",
+        string="Your other addresses",
+        help='Aliases and Gmail "Send mail as" addresses: mail from them is yours (sent), '
+        "they never count as a customer and are left out of reply-all. The sync suggests the "
+        "From addresses it finds in your Sent folder.",
+    )
     # The secret is write-only: users set it through password/oauth_token, which read
     # back empty; the stored copy is out of every user's reach (NO_ACCESS: not read,
     # searched, grouped or exported, Settings admins and the owner included) and only
@@ -216,6 +225,21 @@ class CrmGmailMailbox(models.Model):
         for mailbox in self:
             mailbox.message_count = counts.get(mailbox.id, 0)
 
+    @api.model
+    def _gmail_neutral_name(self):
+        return self.env._("Mailbox (no access)")
+
+    def _gmail_named_for_user(self):
+        """Its owner and Settings admins, and whoever reads one of its (shared) emails."""
+        named = super()._gmail_named_for_user()
+        others = self - named
+        messages = self.env["crm.gmail.message"].sudo(False)
+        if others and messages.has_access("read"):
+            data = messages._read_group([("mailbox_id", "in", others._origin.ids)], ["mailbox_id"])
+            shown = {mailbox.id for (mailbox,) in data}
+            named |= others.filtered(lambda mailbox: mailbox._origin.id in shown)
+        return named
+
     # ------------------------------------------------------------ constraints
     @api.model
     def _check_free_slot(self, user_ids, exclude=()):
@@ -284,6 +308,9 @@ class CrmGmailMailbox(models.Model):
                 vals.setdefault("smtp_port", GMAIL_PRESETS["smtp"]["port"])
             if vals.get("email") and not vals.get("login"):
                 vals["login"] = vals["email"].strip()
+            owner_id = vals.get("user_id") or self.env.uid
+            if vals.get("visibility", "private") != "private" and owner_id != self.env.uid:
+                self.browse()._check_visibility_by_owner_id(owner_id)
         self.flush_model(["active", "user_id"])
         self._check_free_slot(
             [vals.get("user_id") or self.env.uid for vals in vals_list if vals.get("active", True)]
@@ -300,11 +327,14 @@ class CrmGmailMailbox(models.Model):
             )
         if "email" in vals:
             self._check_address_kept(vals["email"])
+        if "visibility" in vals:
+            self._check_visibility_by_owner(vals["visibility"])
         if CONNECTION_FIELDS & set(vals) and "state" not in vals:
             # New credentials or server: clear the error so the next run retries and
             # resumes from the stored cursor.
             vals = dict(vals, state="draft", last_error=False, last_error_kind=False)
-        moved = self._secret_moves(vals)
+        handed_over = self.filtered(lambda mailbox: mailbox._changed_fields(vals, {"user_id"}))
+        moved, cleared = self._secret_moves(vals)
         other_account = self._account_changes(vals) if "sync_state" not in vals else self.browse()
         res = super().write(vals)
         if other_account:
@@ -313,8 +343,32 @@ class CrmGmailMailbox(models.Model):
             # account already gave comes back as duplicates.
             other_account.write({"sync_state": False})
         if moved:
-            moved.sudo().write({"password_secret": False, "oauth_token_secret": False})
+            moved.sudo().write(dict.fromkeys(cleared, False))
+        if handed_over:
+            # Sharing is its owner's choice: the new owner has made none yet.
+            handed_over.sudo().with_context(crm_gmail_sync_handover=True).write(
+                {"visibility": "private"}
+            )
         return res
+
+    def _check_visibility_by_owner(self, visibility):
+        """Only the owner makes their mailbox private or shared (not a Settings admin)."""
+        for mailbox in self.sudo():
+            if mailbox.visibility != visibility:
+                self._check_visibility_by_owner_id(mailbox.user_id.id)
+
+    @api.model
+    def _check_visibility_by_owner_id(self, owner_id):
+        if self.env.su or self.env.context.get("crm_gmail_sync_handover"):
+            return  # server code; a handover makes the mailbox private
+        if owner_id != self.env.uid:
+            raise UserError(
+                self.env._(
+                    "Only %(user)s can make their mailbox private or shared: who sees their "
+                    "emails is their choice.",
+                    user=self.env["res.users"].sudo().browse(owner_id).name,
+                )
+            )
 
     def _check_address_kept(self, email):
         """The address of a mailbox with synced mail is not edited: its emails and its
@@ -362,20 +416,26 @@ class CrmGmailMailbox(models.Model):
         return super().unlink()
 
     def _secret_moves(self, vals):
-        """The mailboxes whose secret ``vals`` would send where its owner did not choose.
+        """``(mailboxes, secret fields)``: the stored secrets that ``vals`` would send
+        where their owner did not choose, to be cleared after the write.
 
-        A secret is only ever sent to the servers its owner set it for: a Settings admin
-        who points another user's mailbox at a server of their own, or anybody who hands
-        a mailbox to another user, must enter a new secret (in the same write).
+        A secret is only ever sent to the servers its owner set it for: a write by anybody
+        but the owner that changes a server field (``SECRET_TARGET_FIELDS``), and any write
+        that hands a mailbox to another user, clears every stored secret that the same
+        write does not replace with a new, non-empty one (``password: False`` is none).
+        Server code running as superuser may change the servers, never the owner.
         """
-        if self.env.su or {"password", "oauth_token"} & set(vals):
-            return self.browse()
+        cleared = [f"{name}_secret" for name in ("password", "oauth_token") if not vals.get(name)]
         moved = self.browse()
+        if not cleared:
+            return moved, cleared
         for mailbox in self.sudo():
             changed = mailbox._changed_fields(vals, SECRET_TARGET_FIELDS)
-            if "user_id" in changed or (changed and mailbox.user_id.id != self.env.uid):
+            if "user_id" in changed or (
+                changed and mailbox.user_id.id != self.env.uid and not self.env.su
+            ):
                 moved |= mailbox
-        return moved
+        return moved, cleared
 
     # ------------------------------------------------------------ actions
     @api.model
@@ -467,6 +527,9 @@ class CrmGmailMailbox(models.Model):
         mailbox = self.sudo()
         protocol = PROTOCOL_POP3 if mailbox.provider == "pop3" else PROTOCOL_IMAP
         owner = [mailbox.email, mailbox.login, mailbox.user_id.email]
+        owner += mailbox.alias_ids.filtered(lambda alias: alias.state == "confirmed").mapped(
+            "email"
+        )
         return Account(
             host=(mailbox.host or "").strip(),
             login=(mailbox.login or mailbox.email or "").strip(),
@@ -734,8 +797,9 @@ class CrmGmailMailbox(models.Model):
         An email that the database refuses (say, a value PostgreSQL cannot hold) must not
         block its mailbox for ever: the batch is then stored one email at a time, and an
         email that still fails is counted as unparseable and passed, like mail the engine
-        cannot parse. Connection and concurrency errors are not content errors: they
-        propagate, nothing is saved, and the next run fetches the batch again.
+        cannot parse. Connection, concurrency and storage errors (an attachment's file
+        that cannot be written) are not content errors: they propagate, nothing is saved,
+        and the next run fetches the batch again.
         """
         self.ensure_one()
         messages_model = self.env["crm.gmail.message"].sudo()
@@ -753,6 +817,7 @@ class CrmGmailMailbox(models.Model):
             )
             messages, outcomes = self._store_one_by_one(batch, owner)
         self._save_cursor(batch.state, outcomes)
+        self.env["crm.gmail.mailbox.alias"]._suggest(self, batch.sent_from - owner)
         return messages
 
     def _store_one_by_one(self, batch, owner):
@@ -787,6 +852,8 @@ class CrmGmailMailbox(models.Model):
                     outcome.uid,
                     outcome.reason,
                 )
+        if self.state != "connected":
+            self._set_connected()  # a mailbox that is storing mail works, run finished or not
         self.write(
             {
                 "sync_state": json.dumps(state.to_json(), sort_keys=True),

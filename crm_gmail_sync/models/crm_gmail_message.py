@@ -3,9 +3,11 @@ import datetime as dt
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.osv import expression
-from odoo.tools import SQL, html2plaintext, html_sanitize, plaintext2html
+from odoo.tools import SQL, html_sanitize, plaintext2html
+from odoo.tools.mail import html_to_inner_content
 
 from ..engine.types import DIRECTION_SENT
+from .ir_attachment import STORE_CONTEXT
 from .res_groups import GROUP_SEAT
 
 PREVIEW_LENGTH = 200
@@ -17,6 +19,7 @@ class CrmGmailMessage(models.Model):
     """One synced customer email, stored once per mailbox."""
 
     _name = "crm.gmail.message"
+    _inherit = ["crm.gmail.restricted.mixin"]
     _description = "Synced email"
     _order = "date desc, id desc"
     _rec_name = "subject"
@@ -133,6 +136,10 @@ class CrmGmailMessage(models.Model):
             return domain
         return ["!", *expression.normalize_domain(domain)]
 
+    @api.model
+    def _gmail_neutral_name(self):
+        return self.env._("Email (no access)")
+
     # ------------------------------------------------------------ business
     @api.model
     def _flush_visibility_inputs(self):
@@ -186,20 +193,25 @@ class CrmGmailMessage(models.Model):
 
     @api.model
     def _share_keys_sql(self):
-        """SQL ``(user_id, email)``: the current addresses each owner shared mail of."""
+        """SQL ``(user_id, email)``: the current addresses each owner shared mail of.
+
+        A share covers the addresses its record had when it was shared (``email_keys``):
+        an address is shared while it is both the record's current one and among those.
+        """
         return SQL(
             """SELECT s.user_id, l.gmail_email_key AS email
                  FROM crm_gmail_share s JOIN crm_lead l ON l.id = s.lead_id
-                WHERE l.gmail_email_key IS NOT NULL
+                WHERE l.gmail_email_key = ANY(string_to_array(s.email_keys, ' '))
                UNION
                SELECT s.user_id, p.gmail_email_key
                  FROM crm_gmail_share s JOIN crm_lead l ON l.id = s.lead_id
                  JOIN res_partner p ON p.id = l.partner_id
-                WHERE l.type = 'opportunity' AND p.gmail_email_key IS NOT NULL
+                WHERE l.type = 'opportunity'
+                  AND p.gmail_email_key = ANY(string_to_array(s.email_keys, ' '))
                UNION
                SELECT s.user_id, p.gmail_email_key
                  FROM crm_gmail_share s JOIN res_partner p ON p.id = s.partner_id
-                WHERE p.gmail_email_key IS NOT NULL"""
+                WHERE p.gmail_email_key = ANY(string_to_array(s.email_keys, ' '))"""
         )
 
     @api.model
@@ -312,7 +324,8 @@ class CrmGmailMessage(models.Model):
             ]
         self.env["crm.gmail.message.address"].create(address_vals)
         if attachment_vals:
-            self.env["ir.attachment"].create(attachment_vals)
+            # written so that a crash or a full disk cannot cost an email: ir_attachment.py
+            self.env["ir.attachment"].with_context(**{STORE_CONTEXT: True}).create(attachment_vals)
         return records
 
     @api.model
@@ -322,11 +335,13 @@ class CrmGmailMessage(models.Model):
         if date is not None:
             if date.tzinfo is not None:
                 date = date.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        text = msg.body_text or (html2plaintext(msg.body_html) if msg.body_html else "")
         if msg.body_html:
             body = html_sanitize(msg.body_html, sanitize_attributes=True, sanitize_form=True)
         else:
             body = plaintext2html(msg.body_text) if msg.body_text else False
+        # the preview is what the reader sees, as mail.message's: never text the sanitiser
+        # removed from the raw HTML (style, script, comments)
+        text = html_to_inner_content(body) if body else ""
         return {
             "mailbox_id": mailbox.id,
             "owner_id": mailbox.user_id.id,

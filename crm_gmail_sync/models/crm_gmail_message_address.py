@@ -1,10 +1,11 @@
-from odoo import fields, models
+from odoo import api, fields, models
 
 
 class CrmGmailMessageAddress(models.Model):
     """A participant of a synced email, normalised: what linking compares."""
 
     _name = "crm.gmail.message.address"
+    _inherit = ["crm.gmail.restricted.mixin"]
     _description = "Synced email participant"
     _order = "message_id, id"
     _rec_name = "email"
@@ -19,6 +20,10 @@ class CrmGmailMessageAddress(models.Model):
         required=True,
         readonly=True,
     )
+
+    @api.model
+    def _gmail_neutral_name(self):
+        return self.env._("Participant (no access)")
 
     def init(self):
         # Linking looks messages up by address: (email, message_id) answers it from

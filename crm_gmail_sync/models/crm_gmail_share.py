@@ -1,13 +1,19 @@
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
 
 
 class CrmGmailShare(models.Model):
-    """ "Share my emails" of one owner on one lead/deal or contact."""
+    """ "Share my emails" of one owner on one lead/deal or contact.
+
+    A share covers the addresses the record had when its owner shared it
+    (``email_keys``): when a colleague changes the record's address or main contact, the
+    mail of the new address stays unshared until the owner shares again.
+    """
 
     _name = "crm.gmail.share"
     _description = "Shared emails of a user on a record"
 
+    # ------------------------------------------------------------ fields
     user_id = fields.Many2one(
         "res.users",
         required=True,
@@ -17,6 +23,11 @@ class CrmGmailShare(models.Model):
     )
     lead_id = fields.Many2one("crm.lead", index=True, ondelete="cascade")
     partner_id = fields.Many2one("res.partner", index=True, ondelete="cascade")
+    email_keys = fields.Char(
+        string="Shared addresses",
+        readonly=True,
+        help="The record's normalised addresses when its owner shared it, space-separated.",
+    )
 
     _sql_constraints = [
         ("lead_uniq", "unique(user_id, lead_id)", "This lead is already shared."),
@@ -28,6 +39,7 @@ class CrmGmailShare(models.Model):
         ),
     ]
 
+    # ------------------------------------------------------------ constraints
     @api.constrains("user_id")
     def _check_seat(self):
         for share in self:
@@ -36,9 +48,37 @@ class CrmGmailShare(models.Model):
                     self.env._("Only users with a Mail add-on seat can share their emails.")
                 )
 
+    # ------------------------------------------------------------ CRUD
+    @api.model_create_multi
+    def create(self, vals_list):
+        self._check_own_choice()
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._check_own_choice()
+        return super().write(vals)
+
+    def unlink(self):
+        self._check_own_choice()
+        return super().unlink()
+
+    @api.model
+    def _check_own_choice(self):
+        """Shares change only through "Share my emails", in their user's own name (record
+        rules do not check what a write puts into a row)."""
+        if not self.env.su:
+            raise AccessError(
+                self.env._(
+                    '"Share my emails" is each user\'s own choice: tick it on the Emails page '
+                    "of the lead, deal or contact, for your own emails only."
+                )
+            )
+
+    # ------------------------------------------------------------ business
     @api.model
     def _set_shared(self, records, field, shared):
-        """Turn "Share my emails" of the current user on or off for ``records``."""
+        """Turn "Share my emails" of the current user on or off for ``records``; sharing
+        again covers the records' current addresses."""
         if not records:
             return
         if not self.env.user._crm_gmail_has_seat():
@@ -46,8 +86,22 @@ class CrmGmailShare(models.Model):
                 self.env._("Only users with a Mail add-on seat can share their emails.")
             )
         existing = self.sudo().search([("user_id", "=", self.env.uid), (field, "in", records.ids)])
-        if shared:
-            missing = records - existing[field]
-            self.sudo().create([{"user_id": self.env.uid, field: rec.id} for rec in missing])
-        else:
+        if not shared:
             existing.unlink()
+            return
+        by_record = {share[field]: share for share in existing}
+        missing = []
+        for record in records:
+            keys = " ".join(sorted(record._gmail_link_keys())) or False
+            share = by_record.get(record)
+            if share is None:
+                missing.append({"user_id": self.env.uid, field: record.id, "email_keys": keys})
+            elif share.email_keys != keys:
+                share.email_keys = keys
+        self.sudo().create(missing)
+
+    @api.model
+    def _shared_keys(self, records, field):
+        """``{record id: set of shared addresses}`` of the current user's shares."""
+        shares = self.sudo().search([("user_id", "=", self.env.uid), (field, "in", records.ids)])
+        return {share[field].id: set((share.email_keys or "").split()) for share in shares}

@@ -1,10 +1,13 @@
 # ruff: noqa: F401
 from . import (
     test_access,
+    test_crash_storage,
     test_leaks,
     test_licence,
     test_lifecycle,
     test_linking,
+    test_own_addresses,
+    test_privacy_http,
     test_sync,
     test_sync_robustness,
     test_ui,

@@ -1,6 +1,21 @@
+import importlib.util
+from pathlib import Path
+
 from odoo.tests import tagged
 
 from .common import GmailSyncCommon, make_raw
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def load_migration(version, name):
+    """A migration script of the addon, as a module (its file name is no identifier)."""
+    spec = importlib.util.spec_from_file_location(
+        f"crm_gmail_sync_migration_{version.replace('.', '_')}", MIGRATIONS / version / name
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @tagged("post_install", "-at_install")
@@ -124,3 +139,37 @@ class TestLinking(GmailSyncCommon):
         self.mailbox_owner.active = True
         contact.invalidate_recordset()
         self.assertEqual(contact.gmail_message_ids, self.m_chris)
+
+    def test_name_and_address_form_links(self):
+        """``Name <address>``, as Odoo's mail gateway fills a lead's ``email_from``."""
+        lead = self.env["crm.lead"].create(
+            {"name": "From the gateway", "email_from": '"Erin, Lead" <Erin@Lead.test>'}
+        )
+        self.assertEqual(lead.gmail_email_key, "erin@lead.test")
+        self.assertEqual(lead.with_user(self.user_owner).gmail_message_ids, self.m_erin)
+        partner = self.env["res.partner"].create(
+            {"name": "Chris", "email": "Chris Customer <chris@acme.test>"}
+        )
+        self.assertEqual(partner.with_user(self.user_owner).gmail_message_ids, self.m_chris)
+        two = self.env["crm.lead"].create(
+            {"name": "Two", "email_from": "erin@lead.test, chris@acme.test"}
+        )
+        self.assertFalse(two.gmail_email_key, "two addresses are none, as email_normalize says")
+
+    def test_upgrade_recomputes_name_form_keys_and_fills_shares(self):
+        migration = load_migration("18.0.1.1.0", "post-migrate.py")
+        lead = self.env["crm.lead"].create(
+            {"name": "Old", "email_from": "Erin <erin@lead.test>", "type": "opportunity"}
+        )
+        self.env["crm.gmail.share"].sudo().create(
+            {"user_id": self.user_owner.id, "lead_id": lead.id}
+        )
+        self.env.flush_all()
+        # the state a 18.0.1.0.0 database is in: the old keys, shares without addresses
+        self.env.cr.execute("UPDATE crm_lead SET gmail_email_key = NULL WHERE id = %s", [lead.id])
+        self.env.invalidate_all()
+        migration.migrate(self.env.cr, "18.0.1.0.0")
+        self.env.invalidate_all()
+        self.assertEqual(lead.gmail_email_key, "erin@lead.test")
+        share = self.env["crm.gmail.share"].sudo().search([("lead_id", "=", lead.id)])
+        self.assertEqual(share.email_keys, "erin@lead.test")

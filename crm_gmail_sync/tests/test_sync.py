@@ -6,7 +6,7 @@ import secrets
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from .common import MAILBOX_LOGGER, DovecotCommon, make_raw
+from .common import MAILBOX_LOGGER, DovecotCommon, GmailSyncCommon, make_raw
 
 _numbers = itertools.count(1)
 
@@ -163,3 +163,29 @@ class TestSyncDovecot(DovecotCommon):
         self.assertFalse(box.last_error)
         self.assertEqual(sorted(self._messages(box).mapped("subject")), ["before", "while broken"])
         self.assertEqual(box.count_duplicate, 0)
+
+
+@tagged("post_install", "-at_install")
+class TestPreview(GmailSyncCommon):
+    def test_preview_is_the_sanitised_body(self):
+        """What the sanitiser removes (style, script, comments, a form's hidden input)
+        never shows in the preview; what the reader sees does."""
+        html = (
+            "<html><head><style>.x{color:red}</style><title>T</title></head><body>"
+            "<script>var stolen = 'SCRIPT-TEXT';</script><!-- COMMENT-TEXT -->"
+            "<p>Dear Olivia,</p><p>the <b>offer</b> is fine.</p>"
+            "<form><input type='hidden' value='FORM-VALUE'></form></body></html>"
+        )
+        message = self.store(
+            self.mailbox_owner,
+            [make_raw("chris@acme.test", "olivia@ourco.test", body="Plain PART", html=html)],
+        )
+        for hidden in ("color:red", "SCRIPT-TEXT", "COMMENT-TEXT", "FORM-VALUE", "stolen"):
+            self.assertNotIn(hidden, message.preview)
+        self.assertNotIn("SCRIPT-TEXT", message.body_html)
+        self.assertEqual(message.preview, "Dear Olivia, the offer is fine.")
+        plain = self.store(
+            self.mailbox_owner,
+            [make_raw("chris@acme.test", "olivia@ourco.test", body="Only <text> & more")],
+        )
+        self.assertEqual(plain.preview, "Only <text> & more")

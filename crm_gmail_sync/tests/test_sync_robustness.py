@@ -154,6 +154,45 @@ class TestSyncRobustness(DovecotCommon):
         self.assertFalse(box.last_error_kind)
         self.assertEqual((box.count_stored, box.count_not_customer, box.count_duplicate), (7, 2, 0))
 
+    @mute_logger(MAILBOX_LOGGER)
+    def test_a_mailbox_storing_mail_is_connected(self):
+        """An interrupted first sync has stored mail: the mailbox shows connected, and
+        the dropped connection's error beside it."""
+        if self.DroppingProxy is None:
+            self.skipTest("tests/proxy.py not found")
+        box = self.box
+        self.assertEqual(box.state, "draft")
+        for name in ("c1", "c2", "c3"):
+            self._append(
+                "chris@acme.test",
+                name,
+                attachments=[("data.bin", ATTACHMENT, "application/octet-stream")],
+            )
+        proxy = self.DroppingProxy(self.server.imaps_port)
+        self.addCleanup(proxy.close)
+        box.port = proxy.port
+        self._set_batch_size(1)
+        real = ImapTransport.fetch_bodies
+        calls = []
+
+        def cut_second_download(transport, wanted):
+            calls.append(list(wanted))
+            if len(calls) == 2:
+                proxy.arm(DROP_AFTER)
+            return real(transport, wanted)
+
+        with patch.object(ImapTransport, "fetch_bodies", cut_second_download):
+            box.with_user(self.user_owner).action_sync_now()
+        self.assertEqual(proxy.drops, 1)
+        self.assertEqual(len(self._messages()), 1)
+        self.assertEqual(box.last_error_kind, "network")
+        self.assertEqual(box.state, "connected")
+        # the next run finishes, still connected, the error gone
+        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.assertEqual(len(self._messages()), 3)
+        self.assertEqual(box.state, "connected")
+        self.assertFalse(box.last_error)
+
     # ------------------------------------------------------------ 2. crash before the cursor
     @mute_logger(MAILBOX_LOGGER)
     def test_crash_before_cursor_is_saved_loses_nothing(self):
@@ -369,7 +408,7 @@ class TestSyncRobustness(DovecotCommon):
         self.assertNotIn("\x00", nul.body_html)
         self.assertEqual(nul.email_from, '"Chris" <chris@acme.test>')
         self.assertEqual(nul.address_ids.name, "Chris")
-        self.assertEqual(nul.preview, "textwithnul")
+        self.assertEqual(nul.preview, "html with nul")  # the (sanitised) body shown
         # each is linked to its customer
         linked = self.contact.with_user(self.user_owner).gmail_message_ids
         for name in ("broken", "eightbit", "nul", "garbage"):

@@ -1,0 +1,131 @@
+import contextlib
+import logging
+import os
+import secrets
+
+from odoo import api, models
+
+from .crm_gmail_restricted_mixin import readable_by_real_user
+
+_logger = logging.getLogger(__name__)
+
+MESSAGE_MODEL = "crm.gmail.message"
+# Set by CrmGmailMessage._create_from_engine: the attachments of synced emails are written
+# as in _file_write below. Other attachments keep Odoo's behaviour: an add-on does not
+# change how the whole database stores its files.
+STORE_CONTEXT = "crm_gmail_sync_store"
+# Internal: _file_write asks Odoo's _get_path for the file's name only (see _same_content).
+_NAME_ONLY_CONTEXT = "crm_gmail_sync_name_only"
+
+
+class AttachmentStorageError(Exception):
+    """An attachment's file could not be written: the filestore failed, not the email.
+
+    Deliberately not among the mailbox's CONTENT_ERRORS: the batch is not stored, its
+    cursor not saved, and the next run fetches it again.
+    """
+
+
+class IrAttachment(models.Model):
+    _inherit = "ir.attachment"
+
+    # ------------------------------------------------------------ compute
+    @api.depends_context("uid")
+    def _compute_display_name(self):
+        """An email's attachment is named by its file name only for who may read the
+        email (see crm_gmail_restricted_mixin): Odoo names attachments as superuser, in an
+        attachment's ``original_id``, a new activity's ``res_name`` and the debug-mode
+        AccessError."""
+        emails = self.filtered(lambda att: att.sudo().res_model == MESSAGE_MODEL)
+        readable = readable_by_real_user(emails)
+        super(IrAttachment, (self - emails) | readable)._compute_display_name()
+        hidden = emails - readable
+        if hidden:
+            hidden.display_name = self.env._("Attachment (no access)")
+
+    # ------------------------------------------------------------ filestore
+    @api.model
+    def _file_write(self, bin_value, checksum):
+        """Write the file of a synced email's attachment so that a crash cannot cost it.
+
+        Odoo writes straight under the content's name (its sha1) and logs a failure at
+        info level: a worker killed mid-write leaves a partial file that the next attempt
+        refuses as a collision, and a full disk leaves an attachment without its file.
+        Here the file is written under a temporary name in the same directory, synced and
+        renamed atomically (``os.replace``); a file under the content's name whose bytes do
+        not match that name (cut short) is replaced; a failure raises
+        :class:`AttachmentStorageError`. A genuine collision (another content with the
+        same name) is still Odoo's to refuse.
+        """
+        if not self.env.context.get(STORE_CONTEXT):
+            return super()._file_write(bin_value, checksum)
+        try:
+            fname, full_path = self.with_context(**{_NAME_ONLY_CONTEXT: True})._get_path(
+                bin_value, checksum
+            )
+            if os.path.isfile(full_path):
+                if self._same_content(bin_value, full_path):
+                    return fname
+                if self._file_checksum(full_path) == checksum:
+                    return super()._file_write(bin_value, checksum)  # refuses the collision
+                _logger.info("crm_gmail_sync: replacing %s, cut short", fname)
+            self._file_replace(fname, full_path, bin_value)
+        except OSError as exc:
+            raise AttachmentStorageError(f"writing the file of {checksum}: {exc}") from exc
+        return fname
+
+    @api.model
+    def _same_content(self, bin_data, filepath):
+        # Called by Odoo's _get_path, which refuses an existing file with other bytes; for
+        # _file_write's name-only question the content is compared there instead.
+        if self.env.context.get(_NAME_ONLY_CONTEXT):
+            return True
+        return super()._same_content(bin_data, filepath)
+
+    @api.model
+    def _file_checksum(self, full_path):
+        with open(full_path, "rb") as fp:
+            return self._compute_checksum(fp.read())
+
+    @api.model
+    def _file_replace(self, fname, full_path, bin_value):
+        """Put ``bin_value`` under ``full_path`` at once: readers see the old file or the
+        whole new one, never a part."""
+        tmp_fname = f"{fname}-{secrets.token_hex(8)}-tmp"  # no dot: Odoo's paths drop them
+        # A worker killed mid-write leaves the temporary file to Odoo's filestore GC.
+        self._mark_for_gc(tmp_fname)
+        tmp_path = self._full_path(tmp_fname)
+        try:
+            with open(tmp_path, "xb") as fp:
+                fp.write(bin_value)
+                fp.flush()
+                os.fsync(fp.fileno())
+            os.replace(tmp_path, full_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_path)
+            raise
+        finally:
+            self._unmark_for_gc(tmp_fname)
+        _fsync_dir(os.path.dirname(full_path))
+        self._mark_for_gc(fname)  # as Odoo does: in case the transaction aborts
+
+    @api.model
+    def _unmark_for_gc(self, fname):
+        """Undo ``_mark_for_gc(fname)`` for a file that is gone, or the GC would log its
+        absence. The checklist's layout is ``_mark_for_gc``'s; were it to change, the GC
+        would merely log."""
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self._full_path("checklist"), fname))
+
+
+def _fsync_dir(path):
+    """Make a rename in directory ``path`` durable, where the platform can (POSIX)."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):  # a filesystem that cannot sync a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
