@@ -29,6 +29,7 @@ from ..engine.types import (
     SECURITY_STARTTLS,
     Account,
 )
+from .ir_attachment import AttachmentStorageError
 from .res_groups import GROUP_SEAT
 
 _logger = logging.getLogger(__name__)
@@ -486,7 +487,13 @@ class CrmGmailMailbox(models.Model):
                 ),
                 "warning",
             )
-        synced = mailbox._sync_one()
+        try:
+            synced = mailbox._sync_one()
+        except AttachmentStorageError:
+            # the batch's savepoint is rolled back; what was stored before it stays
+            _logger.exception("crm_gmail_sync: mailbox %s: storing failed", mailbox.id)
+            mailbox._set_storage_failed()
+            return self._notification(self.last_error, "danger")
         # A dropped connection leaves the state as it was (the next run retries) but
         # records the error: this run failed all the same.
         if self.state == "error" or (not synced and self.last_error):
@@ -682,16 +689,22 @@ class CrmGmailMailbox(models.Model):
                 if in_test:
                     raise
                 self.env.cr.rollback()  # pylint: disable=invalid-commit
-                mailbox.write(
-                    {
-                        "last_error": mailbox.with_context(lang=mailbox.user_id.lang).env._(
-                            "Storing the fetched mail failed; it is fetched again next time. "
-                            "Details are in the server log."
-                        ),
-                        "last_error_date": fields.Datetime.now(),
-                    }
-                )
+                mailbox._set_storage_failed()
             commit()
+
+    def _set_storage_failed(self):
+        """Storing failed (the filestore, the database), not the mail: say so, neutrally;
+        the batch was not stored and comes again next time."""
+        self.ensure_one()
+        self.sudo().write(
+            {
+                "last_error": self.with_context(lang=self.user_id.lang).env._(
+                    "Storing the fetched mail failed; it is fetched again next time. "
+                    "Details are in the server log."
+                ),
+                "last_error_date": fields.Datetime.now(),
+            }
+        )
 
     def _sync_one(self, commit=None):
         """Run the engine on this mailbox and store what it yields, batch by batch.

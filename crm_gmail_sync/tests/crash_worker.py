@@ -22,8 +22,7 @@ from unittest.mock import patch
 
 WRITING = "WRITING"
 RESULT = "RESULT"
-SEAT = "crm_gmail_sync.group_mail_addon"
-SALES = ("base.group_user", "sales_team.group_sale_salesman_all_leads")
+GROUPS = "base.group_user,sales_team.group_sale_salesman_all_leads,crm_gmail_sync.group_mail_addon"
 
 
 @contextmanager
@@ -73,22 +72,12 @@ def half_then_wait(file, data):
 
 
 def _setup(env, args):
-    from odoo import Command
+    from odoo.addons.mail.tests.common import mail_new_test_user
 
     env["crm.gmail.mailbox"].search([]).write({"active": False})
     env["ir.config_parameter"].set_param("crm_gmail_sync.seats", 100)
-    groups = [env.ref(xmlid).id for xmlid in (*SALES, SEAT)]
-    owner = (
-        env["res.users"]
-        .with_context(no_reset_password=True)
-        .create(
-            {
-                "name": f"Crash Owner {args['tag']}",
-                "login": args["email"],
-                "email": args["email"],
-                "groups_id": [Command.set(groups)],
-            }
-        )
+    owner = mail_new_test_user(
+        env, login=args["email"], name=f"Crash Owner {args['tag']}", groups=GROUPS
     )
     if not env["res.partner"].search([("email", "=", args["customer"])]):
         env["res.partner"].create({"name": "Chris Customer", "email": args["customer"]})

@@ -227,6 +227,20 @@ class TestCrashStorage(DovecotCommon):
         self.assertEqual((self.box.count_stored, self.box.count_unparseable), (2, 0))
         self._assert_stored_whole("disk-full", content, f"{sha[:2]}/{sha}", uid)
 
+    @mute_logger(MAILBOX_LOGGER)
+    def test_write_failure_on_sync_now_is_said_in_plain_words(self):
+        content, sha = self._content()
+        self._append("disk-full", content)
+        with filestore_writes(self.filestore, disk_full):
+            action = self.box.with_user(self.user_owner).action_sync_now()
+        self.assertEqual(action["params"]["type"], "danger")
+        self.assertTrue(action["params"]["message"].startswith("Storing the fetched mail failed"))
+        self.assertEqual(self.box.last_error, action["params"]["message"])
+        self.assertFalse(self._stored("disk-full"))
+        self.assertFalse(self.box.sync_state and self._cursor_high())
+        self.box.with_user(self.user_owner).action_sync_now()
+        self.assertEqual(len(self._stored("disk-full")), 1)
+
 
 @tagged("post_install", "-at_install")
 class TestCrashedWorker(DovecotCommon):
