@@ -734,7 +734,16 @@ class TestLeaksHttp(HttpCase, LeaksCommon):
             ("crm.gmail.mailbox", "search_read", [[]], {"fields": ["password", "oauth_token"]}),
             ("crm.gmail.mailbox", "read", [self.mailbox_owner.ids, ["password"]], {}),
         ]
-        for role, user in self.others.items():
+        owner_sees = {  # the control: what the same calls give the owner
+            ("crm.gmail.message", "search_read"): SUBJECT,
+            ("crm.gmail.message", "read"): SUBJECT,
+            ("crm.gmail.message", "name_search"): SUBJECT,
+            ("crm.gmail.message.address", "search_read"): CC,
+            ("ir.attachment", "search_read"): "merger.txt",
+            ("crm.gmail.mailbox", "search_read"): '"password": false',
+            ("crm.gmail.mailbox", "read"): '"password": false',
+        }
+        for role, user, may_see in self.all_users():
             self.authenticate(user.login, user.login)
             for model, method, args, kwargs in calls:
                 with self.subTest(role=role, model=model, method=method):
@@ -755,5 +764,13 @@ class TestLeaksHttp(HttpCase, LeaksCommon):
                         headers={"Content-Type": "application/json"},
                     )
                     text = response.text
-                    for secret in (SUBJECT, BODY, CC, SECRET, TOKEN, "merger.txt"):
+                    # nobody reads the mailbox's secret back, the owner included
+                    for secret in (SECRET, TOKEN):
+                        self.assertNotIn(secret, text, text[:300])
+                    if may_see:
+                        expected = owner_sees.get((model, method))
+                        if expected:
+                            self.assertIn(expected, text, text[:300])
+                        continue
+                    for secret in (SUBJECT, BODY, CC, "merger.txt"):
                         self.assertNotIn(secret, text, text[:300])
