@@ -309,14 +309,22 @@ class CrmGmailMailbox(models.Model):
                 vals.setdefault("smtp_port", GMAIL_PRESETS["smtp"]["port"])
             if vals.get("email") and not vals.get("login"):
                 vals["login"] = vals["email"].strip()
-            owner_id = vals.get("user_id") or self.env.uid
-            if vals.get("visibility", "private") != "private" and owner_id != self.env.uid:
-                self.browse()._check_visibility_by_owner_id(owner_id)
+        default_owner = self.env.context.get("default_user_id") or self.env.uid
+        owners = [vals.get("user_id") or default_owner for vals in vals_list]
+        if not (self.env.su or self.env.user._is_system()) and set(owners) - {self.env.uid}:
+            # refused before the checks below, which would tell who has a mailbox
+            raise AccessError(self.env._("You can only set up your own mailbox."))
         self.flush_model(["active", "user_id"])
         self._check_free_slot(
-            [vals.get("user_id") or self.env.uid for vals in vals_list if vals.get("active", True)]
+            [owner for owner, vals in zip(owners, vals_list) if vals.get("active", True)]
         )
-        return super(CrmGmailMailbox, self.with_context(mail_create_nolog=True)).create(vals_list)
+        mailboxes = super(CrmGmailMailbox, self.with_context(mail_create_nolog=True)).create(
+            vals_list
+        )
+        for mailbox in mailboxes.filtered(lambda mailbox: mailbox.visibility != "private"):
+            # checked on the created records: defaults (context ones too) are applied
+            self._guard_visibility_of(mailbox.user_id.id)
+        return mailboxes
 
     def write(self, vals):
         if vals.get("active") or vals.get("user_id"):
@@ -329,7 +337,7 @@ class CrmGmailMailbox(models.Model):
         if "email" in vals:
             self._check_address_kept(vals["email"])
         if "visibility" in vals:
-            self._check_visibility_by_owner(vals["visibility"])
+            self._guard_visibility(vals["visibility"])
         if CONNECTION_FIELDS & set(vals) and "state" not in vals:
             # New credentials or server: clear the error so the next run retries and
             # resumes from the stored cursor.
@@ -347,21 +355,19 @@ class CrmGmailMailbox(models.Model):
             moved.sudo().write(dict.fromkeys(cleared, False))
         if handed_over:
             # Sharing is its owner's choice: the new owner has made none yet.
-            handed_over.sudo().with_context(crm_gmail_sync_handover=True).write(
-                {"visibility": "private"}
-            )
+            handed_over.sudo().write({"visibility": "private"})
         return res
 
-    def _check_visibility_by_owner(self, visibility):
+    def _guard_visibility(self, visibility):
         """Only the owner makes their mailbox private or shared (not a Settings admin)."""
         for mailbox in self.sudo():
             if mailbox.visibility != visibility:
-                self._check_visibility_by_owner_id(mailbox.user_id.id)
+                self._guard_visibility_of(mailbox.user_id.id)
 
     @api.model
-    def _check_visibility_by_owner_id(self, owner_id):
-        if self.env.su or self.env.context.get("crm_gmail_sync_handover"):
-            return  # server code; a handover makes the mailbox private
+    def _guard_visibility_of(self, owner_id):
+        if self.env.su:
+            return  # server code (a handover makes the mailbox private)
         if owner_id != self.env.uid:
             raise UserError(
                 self.env._(

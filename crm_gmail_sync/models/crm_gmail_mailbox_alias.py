@@ -1,5 +1,5 @@
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
 
 from ..engine import normalize_email
 
@@ -56,12 +56,20 @@ class CrmGmailMailboxAlias(models.Model):
     # ------------------------------------------------------------ CRUD
     @api.model_create_multi
     def create(self, vals_list):
+        # The mailbox is checked before the row exists: the database's unique check would
+        # otherwise tell anybody which addresses a mailbox lists.
+        self.env["crm.gmail.mailbox"].browse(
+            {vals.get("mailbox_id") for vals in vals_list} - {None, False}
+        ).check_access("write")
         for vals in vals_list:
             if vals.get("email"):
                 vals["email"] = normalize_email(vals["email"]) or vals["email"]
         return super().create(vals_list)
 
     def write(self, vals):
+        if "mailbox_id" in vals and not self.env.su:
+            # record rules check a row before a write, not after: no moving it elsewhere
+            raise AccessError(self.env._("An address cannot be moved to another mailbox."))
         if vals.get("email"):
             vals = dict(vals, email=normalize_email(vals["email"]) or vals["email"])
         return super().write(vals)

@@ -216,12 +216,16 @@ class CrmGmailMessage(models.Model):
 
     @api.model
     def _shared_sql(self):
+        """SQL: the ids of the emails shared with others. Only the choice of the mailbox
+        that belongs to the email's owner counts: a mailbox handed to another user shares
+        none of its earlier owner's mail, whatever the new owner chooses."""
         return SQL(
             """SELECT a.message_id
                  FROM (%s) k
                  JOIN crm_gmail_message_address a ON a.email = k.email AND a.role != 'bcc'
                  JOIN crm_gmail_message sm ON sm.id = a.message_id AND sm.owner_id = k.user_id
-                 JOIN crm_gmail_mailbox sb ON sb.id = sm.mailbox_id AND sb.visibility = 'shared'""",
+                 JOIN crm_gmail_mailbox sb ON sb.id = sm.mailbox_id AND sb.visibility = 'shared'
+                  AND sb.user_id = sm.owner_id""",
             self._share_keys_sql(),
         )
 

@@ -51,19 +51,19 @@ class CrmGmailShare(models.Model):
     # ------------------------------------------------------------ CRUD
     @api.model_create_multi
     def create(self, vals_list):
-        self._check_own_choice()
+        self._guard_own_choice()
         return super().create(vals_list)
 
     def write(self, vals):
-        self._check_own_choice()
+        self._guard_own_choice()
         return super().write(vals)
 
     def unlink(self):
-        self._check_own_choice()
+        self._guard_own_choice()
         return super().unlink()
 
     @api.model
-    def _check_own_choice(self):
+    def _guard_own_choice(self):
         """Shares change only through "Share my emails", in their user's own name (record
         rules do not check what a write puts into a row)."""
         if not self.env.su:

@@ -3,7 +3,8 @@ import logging
 import os
 import secrets
 
-from odoo import api, models
+from odoo import SUPERUSER_ID, api, models
+from odoo.exceptions import AccessError
 
 from .crm_gmail_restricted_mixin import readable_by_real_user
 
@@ -29,19 +30,72 @@ class AttachmentStorageError(Exception):
 class IrAttachment(models.Model):
     _inherit = "ir.attachment"
 
+    # An email's attachment is only ever seen, linked or copied by who may read the email,
+    # decided for the real user (env.uid) also where Odoo works as superuser: it names
+    # attachments as superuser (an attachment's original_id, a new activity's res_name,
+    # the debug-mode AccessError), checks some links as superuser (mail.message's create
+    # and write gather the attachments to check in a sudo recordset, so that an activity
+    # marked done or a template could carry any attachment into a chatter message and an
+    # outgoing email), and serves the chatter's attachment data as superuser.
+
     # ------------------------------------------------------------ compute
     @api.depends_context("uid")
     def _compute_display_name(self):
-        """An email's attachment is named by its file name only for who may read the
-        email (see crm_gmail_restricted_mixin): Odoo names attachments as superuser, in an
-        attachment's ``original_id``, a new activity's ``res_name`` and the debug-mode
-        AccessError."""
-        emails = self.filtered(lambda att: att.sudo().res_model == MESSAGE_MODEL)
+        emails = self._gmail_email_attachments()
         readable = readable_by_real_user(emails)
         super(IrAttachment, (self - emails) | readable)._compute_display_name()
         hidden = emails - readable
         if hidden:
-            hidden.display_name = self.env._("Attachment (no access)")
+            hidden.display_name = self._gmail_neutral_name()
+
+    # ------------------------------------------------------------ access
+    @api.model
+    def check(self, mode, values=None):
+        if self and mode == "read" and self.env.su and self.env.uid != SUPERUSER_ID:
+            emails = self._gmail_email_attachments()
+            if emails:
+                emails.sudo(False).check(mode)  # as the real user: refused unless readable
+        return super().check(mode, values)
+
+    def copy_data(self, default=None):
+        emails = self._gmail_email_attachments()
+        if emails - readable_by_real_user(emails):
+            raise AccessError(
+                self.env._("An attachment of an email you may not read cannot be copied.")
+            )
+        return super().copy_data(default=default)
+
+    def _to_store(self, store, /, *, fields=None, extra_fields=None):
+        emails = self._gmail_email_attachments()
+        hidden = emails - readable_by_real_user(emails)
+        super(IrAttachment, self - hidden)._to_store(
+            store, fields=fields, extra_fields=extra_fields
+        )
+        neutral = self._gmail_neutral_name()
+        for attachment in hidden:
+            store.add(
+                attachment,
+                {
+                    "name": neutral,
+                    "filename": neutral,
+                    "res_name": False,
+                    "mimetype": "application/octet-stream",
+                    "checksum": False,
+                    "size": 0,
+                    "thread": False,
+                    "type": "binary",
+                    "url": False,
+                },
+            )
+
+    # ------------------------------------------------------------ business
+    def _gmail_email_attachments(self):
+        """The attachments of synced emails among ``self``."""
+        return self.filtered(lambda att: att.sudo().res_model == MESSAGE_MODEL)
+
+    @api.model
+    def _gmail_neutral_name(self):
+        return self.env._("Attachment (no access)")
 
     # ------------------------------------------------------------ filestore
     @api.model

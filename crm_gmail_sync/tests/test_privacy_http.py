@@ -34,8 +34,10 @@ class RpcCase(HttpCase):
             # debug mode, which every employee may switch on, shows record names in errors
             self.url_open("/odoo?debug=1")
 
-    def call(self, model, method, *args, **kwargs):
+    def call(self, model, method, *args, context=None, **kwargs):
         """``(result or None, the whole response text)``."""
+        if context:
+            kwargs["context"] = context
         response = self.url_open(
             f"/web/dataset/call_kw/{model}/{method}",
             data=json.dumps(
@@ -336,6 +338,97 @@ class TestChoicesHttp(RpcCase, LeaksCommon):
         self.assertIsNone(result)
         self.assertEqual(shares.user_id, self.user_admin)
 
+    def test_defaults_do_not_make_a_mailbox_shared_for_someone_else(self):
+        self.login(self.user_admin)
+        for vals, context in (
+            ({"email": "sam@ourco.test", "visibility": "shared"}, {"default_user_id": 0}),
+            ({"email": "sam@ourco.test", "user_id": 0}, {"default_visibility": "shared"}),
+        ):
+            vals = {k: v or self.user_spare.id for k, v in vals.items()}
+            context = {k: v or self.user_spare.id for k, v in context.items()}
+            with self.subTest(vals=vals, context=context):
+                result, text = self.call("crm.gmail.mailbox", "create", vals, context=context)
+                self.assertIsNone(result, text[:300])
+                self.assertIn("Only Sam Spare can make their mailbox private or shared", text)
+        self.assertFalse(
+            self.env["crm.gmail.mailbox"].search([("user_id", "=", self.user_spare.id)])
+        )
+        # the control: Sam himself may
+        self.login(self.user_spare)
+        result, text = self.call(
+            "crm.gmail.mailbox", "create", {"email": "sam@ourco.test", "visibility": "shared"}
+        )
+        self.assertTrue(result, text[:300])
+
+    def test_a_handed_over_mailbox_shares_nothing_of_its_earlier_owner(self):
+        self.mailbox_owner.sudo().visibility = "shared"
+        self.contact.with_user(self.user_owner).gmail_share_emails = True
+        self.login(self.user_colleague)
+        result, _text = self.call("crm.gmail.message", "search_read", [], ["subject"])
+        self.assertIn(SUBJECT, str(result), "the control: shared by its owner")
+        self.mailbox_owner.sudo().visibility = "private"
+        # the admin hands the mailbox to himself, then shares "his" mailbox
+        self.mailbox_admin = self.env["crm.gmail.mailbox"].search(
+            [("user_id", "=", self.user_admin.id)]
+        )
+        self.assertFalse(self.mailbox_admin)
+        self.login(self.user_admin)
+        box = self.mailbox_owner
+        for vals in ({"user_id": self.user_admin.id}, {"visibility": "shared"}):
+            result, text = self.call(box._name, "write", box.ids, vals)
+            self.assertTrue(result, text[:300])
+        box.invalidate_recordset()
+        self.assertEqual((box.user_id, box.visibility), (self.user_admin, "shared"))
+        self.login(self.user_colleague)
+        result, text = self.call("crm.gmail.message", "search_read", [], ["subject"])
+        self.assertNotIn(SUBJECT, text)
+        self.login(self.user_admin)
+        result, text = self.call("crm.gmail.message", "search_read", [], ["subject"])
+        self.assertNotIn(SUBJECT, text, "nor does the new owner read the old owner's mail")
+
+    def test_nobody_learns_who_has_a_mailbox(self):
+        self.login(self.user_colleague)
+        texts = []
+        for user in (self.user_owner, self.user_spare):  # with a mailbox, and without
+            result, text = self.call(
+                "crm.gmail.mailbox", "create", {"user_id": user.id, "email": "x@ourco.test"}
+            )
+            self.assertIsNone(result)
+            texts.append(json.loads(text)["error"]["data"]["message"])
+        self.assertEqual(texts[0], texts[1])
+        self.assertIn("You can only set up your own mailbox", texts[0])
+
+    def test_own_addresses_are_no_oracle_and_cannot_be_planted(self):
+        Alias = self.env["crm.gmail.mailbox.alias"].sudo()
+        Alias.create({"mailbox_id": self.mailbox_owner.id, "email": "olivia.alias@ourco.test"})
+        self.login(self.user_colleague)
+        texts = []
+        for guess in ("olivia.alias@ourco.test", "not.listed@ourco.test"):
+            result, text = self.call(
+                "crm.gmail.mailbox.alias",
+                "create",
+                {"mailbox_id": self.mailbox_owner.id, "email": guess},
+            )
+            self.assertIsNone(result)
+            texts.append(json.loads(text)["error"]["data"]["message"])
+        self.assertEqual(texts[0], texts[1], "the same refusal, listed or not")
+        self.assertNotIn("already listed", texts[0])
+        # a colleague's own address cannot be moved into the owner's mailbox
+        result, text = self.call(
+            "crm.gmail.mailbox.alias",
+            "create",
+            {"mailbox_id": self.mailbox_colleague.id, "email": "chris@acme.test"},
+        )
+        self.assertTrue(result, text[:300])  # the control: their own mailbox
+        result, text = self.call(
+            "crm.gmail.mailbox.alias", "write", [result], {"mailbox_id": self.mailbox_owner.id}
+        )
+        self.assertIsNone(result)
+        self.assertEqual(
+            Alias.search([("mailbox_id", "=", self.mailbox_owner.id)]).mapped("email"),
+            ["olivia.alias@ourco.test"],
+        )
+
 
 @tagged("post_install", "-at_install")
 class TestShareScopeHttp(RpcCase, LeaksCommon):
@@ -428,3 +521,79 @@ class TestShareScopeHttp(RpcCase, LeaksCommon):
         )
         self.assertTrue(result, text[:300])
         self.assertIn("Main contact mail", self.visible_subjects())
+
+
+@tagged("post_install", "-at_install")
+class TestAttachmentsStayHttp(RpcCase, LeaksCommon):
+    """An email's attachment cannot be linked elsewhere (a chatter message, an activity)
+    by whoever may not read the email, through no sudo path of Odoo's mail."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        for user in (cls.user_owner, *cls.others.values()):
+            user.password = user.login
+        cls.eve = cls.env["res.partner"].create({"name": "Eve", "email": "eve@evil.test"})
+
+    def _done_activity_with_attachment(self, user, lead):
+        model_id = self.env["ir.model"]._get_id("crm.lead")
+        activity, text = self.call(
+            "mail.activity",
+            "create",
+            {"res_model_id": model_id, "res_id": lead.id, "summary": "x", "user_id": user.id},
+        )
+        self.assertTrue(activity, text[:300])
+        return self.call(
+            "mail.activity",
+            "action_feedback",
+            [activity],
+            feedback="done",
+            attachment_ids=[self.attachment.id],
+        )
+
+    def _messages_with_the_attachment(self):
+        return (
+            self.env["mail.message"].sudo().search([("attachment_ids", "in", self.attachment.ids)])
+        )
+
+    def test_activity_done_with_someone_elses_attachment(self):
+        for role, user, may_see in self.all_users():
+            with self.subTest(role=role):
+                lead = self.env["crm.lead"].create({"name": f"Mine {role}", "user_id": user.id})
+                self.login(user)
+                _result, text = self._done_activity_with_attachment(user, lead)
+                linked = self._messages_with_the_attachment().filtered(
+                    lambda m, lead=lead: m.res_id == lead.id
+                )
+                _result, thread = self.call(
+                    "crm.lead",
+                    "web_read",
+                    lead.ids,
+                    {"message_ids": {"fields": {"attachment_ids": {}}}},
+                )
+                if may_see:  # the control: the owner may attach their own email's file
+                    self.assertEqual(len(linked), 1, text[:500])
+                    continue
+                self.assertFalse(linked, text[:500])
+                self.assertNotIn(FILENAME, text)
+                self.assertIn('"error"', text)
+                # and so cannot post it to anybody either
+                _result, text = self.call(
+                    "crm.lead",
+                    "message_post",
+                    lead.ids,
+                    body="fwd",
+                    attachment_ids=[self.attachment.id],
+                    partner_ids=[self.eve.id],
+                    message_type="comment",
+                )
+                self.assertFalse(
+                    self._messages_with_the_attachment().filtered(
+                        lambda m, lead=lead: m.res_id == lead.id
+                    )
+                )
+                self.assertFalse(
+                    self.env["mail.mail"]
+                    .sudo()
+                    .search([("attachment_ids", "in", self.attachment.ids)])
+                )
