@@ -11,6 +11,8 @@ from . import (
     crm_gmail_share,
     crm_lead,
     ir_attachment,
+    mail_activity,
+    mail_message,
     res_config_settings,
     res_groups,
     res_partner,

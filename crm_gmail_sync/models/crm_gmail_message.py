@@ -328,6 +328,10 @@ class CrmGmailMessage(models.Model):
             ]
         self.env["crm.gmail.message.address"].create(address_vals)
         if attachment_vals:
+            # Odoo's filestore GC removes the checklisted files that no committed row names,
+            # under LOCK ir_attachment IN SHARE MODE: held off until this transaction ends,
+            # it cannot take a file written (or found and reused) here before its row exists.
+            self.env.cr.execute("LOCK TABLE ir_attachment IN ROW EXCLUSIVE MODE")
             # written so that a crash or a full disk cannot cost an email: ir_attachment.py
             self.env["ir.attachment"].with_context(**{STORE_CONTEXT: True}).create(attachment_vals)
         return records

@@ -65,6 +65,20 @@ class IrAttachment(models.Model):
             )
         return super().copy_data(default=default)
 
+    @api.model
+    def create_unique(self, values_list):
+        # Odoo hands out any attachment with the same content (searched as superuser):
+        # never one of an email the user may not read, nor its existence.
+        ids = []
+        for values in values_list:
+            found = self.browse(super().create_unique([values]))
+            emails = found._gmail_email_attachments()
+            hidden = emails - readable_by_real_user(emails)
+            if hidden:
+                found = (found - hidden) or self.create(values)
+            ids += found.ids
+        return ids
+
     def _to_store(self, store, /, *, fields=None, extra_fields=None):
         emails = self._gmail_email_attachments()
         hidden = emails - readable_by_real_user(emails)
@@ -92,6 +106,40 @@ class IrAttachment(models.Model):
     def _gmail_email_attachments(self):
         """The attachments of synced emails among ``self``."""
         return self.filtered(lambda att: att.sudo().res_model == MESSAGE_MODEL)
+
+    @api.model
+    def _gmail_relink(self, commands, res_model, res_id):
+        """The many2many ``commands`` of a chatter message or an activity, with every
+        attachment of a synced email among them replaced by a copy on ``res_model`` /
+        ``res_id``: the email keeps its own file (deleting it from the chatter must not
+        delete it from the email), and only who may read the email may copy it (the
+        copy's name and content are then theirs to post). Other commands are kept."""
+        linked = []
+        for command in commands or ():
+            if isinstance(command, int):
+                linked.append(command)
+            elif command[0] == 4:
+                linked.append(command[1])
+            elif command[0] == 6:
+                linked += command[2]
+        emails = self.browse(linked)._gmail_email_attachments()
+        if not emails:
+            return commands
+        # copy_data refuses an email the real user may not read, also under sudo; the copy
+        # itself is made as superuser, as mail posts attachments (read access suffices)
+        copied = emails.sudo().copy({"res_model": res_model, "res_id": res_id})
+        copies = dict(zip(emails.ids, copied.ids))
+        out = []
+        for command in commands:
+            if isinstance(command, int):
+                out.append(copies.get(command, command))
+            elif command[0] == 4:
+                out.append((4, copies.get(command[1], command[1])))
+            elif command[0] == 6:
+                out.append((6, 0, [copies.get(aid, aid) for aid in command[2]]))
+            else:
+                out.append(command)
+        return out
 
     @api.model
     def _gmail_neutral_name(self):

@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 from unittest.mock import patch
 
+import psycopg2
 from odoo.addons.base.models.ir_attachment import IrAttachment as BaseAttachment
 from odoo.exceptions import UserError
 from odoo.service import db as db_service
-from odoo.sql_db import db_connect
+from odoo.sql_db import close_db, db_connect
 from odoo.tests import tagged
 from odoo.tools import config, mute_logger
 
@@ -321,8 +322,9 @@ class TestCrashedWorker(DovecotCommon):
         self._output = run.stdout
         return json.loads(results[0][len(RESULT) + 1 :])
 
-    def _kill_mid_write(self):
-        """Start a sync, SIGKILL it while it writes a file; the half-written file's path."""
+    def _start_sync_paused_mid_write(self):
+        """Start a sync that stops in the middle of writing a file: ``(process, lines)``,
+        the process alive (the caller kills it)."""
         proc = subprocess.Popen(
             self._command("sync", {"kill_mid_write": True}),
             stdout=subprocess.PIPE,
@@ -338,15 +340,17 @@ class TestCrashedWorker(DovecotCommon):
                     writing.set()
             writing.set()  # the worker ended: do not wait any longer
 
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        try:
-            writing.wait(GUARD)
-            self.assertIsNone(proc.poll(), "".join(lines))  # alive, in the middle of a write
-        finally:
-            proc.kill()
-            proc.wait()
-            reader.join(GUARD)
+        threading.Thread(target=read, daemon=True).start()
+        writing.wait(GUARD)
+        if proc.poll() is not None:
+            self.fail("".join(lines))  # it must be alive, in the middle of a write
+        return proc, lines
+
+    def _kill_mid_write(self):
+        """Start a sync, SIGKILL it while it writes a file; the half-written file's path."""
+        proc, lines = self._start_sync_paused_mid_write()
+        proc.kill()
+        proc.wait()
         self.assertEqual(proc.returncode, -signal.SIGKILL)
         [path] = [line.split(" ", 1)[1].strip() for line in lines if line.startswith(WRITING)]
         return path
@@ -408,6 +412,24 @@ class TestCrashedWorker(DovecotCommon):
         report = self._report()
         self._assert_stored_once_whole(report, content, uid)
         self.assertEqual(leftovers(report["filestore"], sha), [])
+
+    def test_the_filestore_gc_waits_for_a_sync_writing_files(self):
+        """Odoo's GC deletes checklisted files no committed row names: while a sync writes
+        (or reuses) an attachment's file, before its row is committed, the GC must wait."""
+        self._append(os.urandom(96 * 1024))
+        proc, lines = self._start_sync_paused_mid_write()
+        try:
+            with db_connect(self.db).cursor() as cr:
+                with (
+                    self.assertRaises(psycopg2.errors.LockNotAvailable),
+                    mute_logger("odoo.sql_db"),
+                ):
+                    cr.execute("LOCK TABLE ir_attachment IN SHARE MODE NOWAIT")  # the GC's lock
+        finally:
+            proc.kill()
+            proc.wait()
+            close_db(self.db)  # no pooled session of this test left in the workers' database
+        self.assertTrue(any(line.startswith(WRITING) for line in lines))
 
     def test_file_too_large_for_the_kernel_keeps_the_cursor(self):
         """A write the kernel refuses (file size limit: EFBIG, as ENOSPC on a full disk)."""

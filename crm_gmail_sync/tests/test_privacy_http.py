@@ -551,30 +551,39 @@ class TestAttachmentsStayHttp(RpcCase, LeaksCommon):
             attachment_ids=[self.attachment.id],
         )
 
-    def _messages_with_the_attachment(self):
+    def _chatter_copies(self, lead):
+        """The attachments of ``lead``'s chatter with the email's attachment's content."""
         return (
-            self.env["mail.message"].sudo().search([("attachment_ids", "in", self.attachment.ids)])
+            self.env["mail.message"]
+            .sudo()
+            .search([("model", "=", "crm.lead"), ("res_id", "=", lead.id)])
+            .attachment_ids.filtered(lambda a: a.checksum == self.attachment.checksum)
         )
+
+    def assertEmailKeepsItsAttachment(self):
+        attachment = self.attachment.sudo().exists()
+        self.assertTrue(attachment, "the synced email lost its attachment")
+        self.assertEqual(
+            (attachment.res_model, attachment.res_id), (self.message._name, self.message.id)
+        )
+        self.assertEqual(attachment.raw, ATTACHMENT)
 
     def test_activity_done_with_someone_elses_attachment(self):
         for role, user, may_see in self.all_users():
+            if role == "portal":
+                continue  # no activities for portal users
             with self.subTest(role=role):
                 lead = self.env["crm.lead"].create({"name": f"Mine {role}", "user_id": user.id})
                 self.login(user)
                 _result, text = self._done_activity_with_attachment(user, lead)
-                linked = self._messages_with_the_attachment().filtered(
-                    lambda m, lead=lead: m.res_id == lead.id
-                )
-                _result, thread = self.call(
-                    "crm.lead",
-                    "web_read",
-                    lead.ids,
-                    {"message_ids": {"fields": {"attachment_ids": {}}}},
-                )
-                if may_see:  # the control: the owner may attach their own email's file
-                    self.assertEqual(len(linked), 1, text[:500])
+                copies = self._chatter_copies(lead)
+                if may_see:
+                    # the control: the owner may post their own email's file, as a copy
+                    self.assertEqual(copies.mapped("name"), [FILENAME], text[:500])
+                    self.assertNotEqual(copies, self.attachment)
+                    self.assertEmailKeepsItsAttachment()
                     continue
-                self.assertFalse(linked, text[:500])
+                self.assertFalse(copies, text[:500])
                 self.assertNotIn(FILENAME, text)
                 self.assertIn('"error"', text)
                 # and so cannot post it to anybody either
@@ -587,13 +596,38 @@ class TestAttachmentsStayHttp(RpcCase, LeaksCommon):
                     partner_ids=[self.eve.id],
                     message_type="comment",
                 )
-                self.assertFalse(
-                    self._messages_with_the_attachment().filtered(
-                        lambda m, lead=lead: m.res_id == lead.id
-                    )
-                )
+                self.assertFalse(self._chatter_copies(lead))
                 self.assertFalse(
                     self.env["mail.mail"]
                     .sudo()
                     .search([("attachment_ids", "in", self.attachment.ids)])
                 )
+                self.assertEmailKeepsItsAttachment()
+
+    def test_deleting_the_chatter_copy_keeps_the_emails_file(self):
+        lead = self.env["crm.lead"].create({"name": "Owner's", "user_id": self.user_owner.id})
+        self.login(self.user_owner)
+        self._done_activity_with_attachment(self.user_owner, lead)
+        [copy] = self._chatter_copies(lead).ids
+        response = self.url_open(
+            "/mail/attachment/delete",
+            data=json.dumps({"params": {"attachment_id": copy}}),
+            headers={"Content-Type": "application/json"},
+        )
+        self.assertNotIn('"error"', response.text)
+        self.assertFalse(self._chatter_copies(lead))
+        self.assertEmailKeepsItsAttachment()
+
+    def test_create_unique_hands_out_no_attachment_of_an_unreadable_email(self):
+        datas = base64.b64encode(ATTACHMENT).decode()
+        values = {"name": "guess.txt", "datas": datas, "mimetype": self.attachment.mimetype}
+        for role, user, may_see in self.all_users():
+            if role == "portal":
+                continue  # portal users may not create attachments
+            with self.subTest(role=role):
+                self.login(user)
+                result, text = self.call("ir.attachment", "create_unique", [values])
+                self.assertTrue(result, text[:300])
+                # the control: Odoo's own reuse, for who may read the email
+                self.assertEqual(self.attachment.id in result, may_see, text[:300])
+        self.assertEmailKeepsItsAttachment()
