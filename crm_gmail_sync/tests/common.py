@@ -1,6 +1,7 @@
 import importlib.util
 import itertools
 import os
+import secrets
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -178,3 +179,21 @@ class DovecotCommon(GmailSyncCommon):
         server.start()
         cls.addClassCleanup(server.stop)
         cls.server = server
+
+    def connect_new_server_user(self, mailbox, name, **vals):
+        """Point ``mailbox`` at a fresh Dovecot user (server-side mail is not rolled back
+        with the test) over IMAPS; its login."""
+        login = f"{name}.{next(_counter)}.{secrets.token_hex(2)}@ourco.test"
+        self.server.add_user(login, secrets.token_urlsafe(12))
+        mailbox.write(
+            {
+                "host": self.server.host,
+                "port": self.server.imaps_port,
+                "security": "ssl",
+                "login": login,
+                "password": self.server.password(login),
+                "ca_file": self.server.ca_file,
+                **vals,
+            }
+        )
+        return login

@@ -64,19 +64,8 @@ class TestCrashStorage(DovecotCommon):
 
     def setUp(self):
         super().setUp()
-        self.login = f"olivia.crash.{next(_numbers)}@ourco.test"
-        self.server.add_user(self.login, secrets.token_urlsafe(12))
         self.box = self.mailbox_owner
-        self.box.write(
-            {
-                "host": self.server.host,
-                "port": self.server.imaps_port,
-                "security": "ssl",
-                "login": self.login,
-                "password": self.server.password(self.login),
-                "ca_file": self.server.ca_file,
-            }
-        )
+        self.login = self.connect_new_server_user(self.box, "olivia.crash")
         self.mailbox_colleague.active = False  # the cron fetches this test's mailbox only
         self.tag = secrets.token_hex(4)
         self.filestore = self.env["ir.attachment"]._filestore()

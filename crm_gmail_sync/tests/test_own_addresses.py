@@ -2,14 +2,12 @@
 login and the aliases the owner confirms decide direction and are never customers; mail
 in the Sent folder is sent whatever its From says, and its From addresses are offered."""
 
-import itertools
 import secrets
 
 from odoo.tests import tagged
 
 from .common import DovecotCommon, make_raw
 
-_numbers = itertools.count(1)
 ALIAS = "sales@ourco.test"  # the owner's Gmail "Send mail as" address
 
 
@@ -17,20 +15,8 @@ ALIAS = "sales@ourco.test"  # the owner's Gmail "Send mail as" address
 class TestOwnAddresses(DovecotCommon):
     def setUp(self):
         super().setUp()
-        self.login = f"olivia.own.{next(_numbers)}@ourco.test"
-        self.server.add_user(self.login, secrets.token_urlsafe(12))
         self.box = self.mailbox_owner
-        self.box.write(
-            {
-                "email": "olivia@ourco.test",
-                "host": self.server.host,
-                "port": self.server.imaps_port,
-                "security": "ssl",
-                "login": self.login,
-                "password": self.server.password(self.login),
-                "ca_file": self.server.ca_file,
-            }
-        )
+        self.login = self.connect_new_server_user(self.box, "olivia.own", email="olivia@ourco.test")
         self.tag = secrets.token_hex(4)
         # A contact whose address is the alias (say, imported from the website's form):
         # still the owner's own address once confirmed, never a customer.

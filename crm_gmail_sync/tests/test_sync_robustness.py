@@ -3,7 +3,6 @@ untouched, bad input stored (or counted) without stopping the mailbox."""
 
 import collections
 import hashlib
-import itertools
 import json
 import os
 import secrets
@@ -18,7 +17,6 @@ from ..engine.transport_imap import ImapTransport
 from ..models import crm_gmail_message as message_module
 from .common import MAILBOX_LOGGER, DovecotCommon, load_pure_test_module, make_raw
 
-_numbers = itertools.count(1)
 OWNER = "olivia@ourco.test"
 # The drop must land inside a message literal: an attachment well above the proxy's budget.
 ATTACHMENT = bytes(range(256)) * 160  # 40 KiB, about 55 KB on the wire
@@ -39,19 +37,8 @@ class TestSyncRobustness(DovecotCommon):
     def setUp(self):
         super().setUp()
         # Server-side mail is not rolled back with the test: a fresh server user per test.
-        self.login = f"olivia.robust.{next(_numbers)}@ourco.test"
-        self.server.add_user(self.login, secrets.token_urlsafe(12))
         self.box = self.mailbox_owner
-        self.box.write(
-            {
-                "host": self.server.host,
-                "port": self.server.imaps_port,
-                "security": "ssl",
-                "login": self.login,
-                "password": self.server.password(self.login),
-                "ca_file": self.server.ca_file,
-            }
-        )
+        self.login = self.connect_new_server_user(self.box, "olivia.robust")
         self.tag = secrets.token_hex(4)  # Message-IDs unique to this test
 
     # ------------------------------------------------------------ helpers
