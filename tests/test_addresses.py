@@ -226,3 +226,40 @@ def test_agrees_with_odoo_email_normalize():
             mismatches.append((text, odoo, normalize_email(text)))
     assert not mismatches
     assert sum(1 for t in texts if normalize_email(t)) > len(texts) // 4  # not all trivially ""
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        # what real clients write, and a strict parser (Pythons with the CVE-2023-27043
+        # fix, e.g. Debian's 3.11.2) drops whole: the lenient one, as Odoo's, reads them
+        ("john@x.io (Doe, John)", ["john@x.io"]),
+        ("John (Sales, EMEA) <john@x.io>", ["john@x.io"]),
+        ("'john@x.io' <john@x.io>", ["john@x.io"]),
+        ("Ann <ann@x.io>; Bob <bob@y.io>", ["ann@x.io", "bob@y.io"]),
+        ("a@x.io;b@y.io", ["a@x.io", "b@y.io"]),
+        ("=?utf-8?q?j@x.io?= <j@x.io>", ["j@x.io"]),  # no junk participant from the name
+    ],
+)
+def test_real_world_address_headers(header, expected):
+    assert [a.email for a in parse_addresses(header)] == expected
+
+
+def test_address_headers_are_parsed_leniently(monkeypatch):
+    """The same on every Python: the header parser is the lenient one, never strict."""
+    calls = []
+    real = addresses._getaddresses
+
+    def spy(values):
+        calls.append(values)
+        return real(values)
+
+    monkeypatch.setattr(addresses, "_getaddresses", spy)
+    addresses._parse_value.cache_clear()
+    parse_addresses("John (Sales, EMEA) <john@x.io>")
+    assert calls == [["John (Sales, EMEA) <john@x.io>"]]
+
+
+@pytest.mark.parametrize("value", ["'john@x.io'", "j@x.io?=", "a@b=c.io", "a@b?c.io"])
+def test_debris_is_no_domain(value):
+    assert normalize_email(value) == ""

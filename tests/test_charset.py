@@ -111,3 +111,40 @@ def test_examples(header, expected):
 )
 def test_malformed_and_fallbacks(header, expected):
     assert decode_header_value(header) == expected
+
+
+def _split_words(text, charset, encoding, size):
+    """``text`` encoded as mailers do: cut every ``size`` bytes, whatever the characters."""
+    data = text.encode(charset)
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    if encoding == "b":
+        words = [base64.b64encode(c).decode() for c in chunks]
+    else:
+        words = ["".join(f"={b:02X}" for b in c) for c in chunks]
+    return "\r\n ".join(f"=?{charset}?{encoding}?{w}?=" for w in words)
+
+
+@given(
+    st.text(alphabet="aäöüßé€😀中文 ", min_size=1, max_size=40),
+    st.sampled_from(["b", "q"]),
+    st.integers(min_value=1, max_value=7),
+)
+def test_a_character_split_across_words_is_one_character(text, encoding, size):
+    """Mailers cut long text at a byte count: one character may begin in an encoded word
+    and end in the next; the adjacent words are one text."""
+    header = _split_words(text, "utf-8", encoding, size)
+    assert decode_header_value(header) == " ".join(text.split())
+    assert decode_header_value(header) == stdlib(header)
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        ("=?utf-8?q?M=C3?= =?utf-8?q?=BCller?=", "Müller"),
+        ("=?UTF-8?B?8J+Y?=\r\n =?UTF-8?B?gA==?=", "😀"),
+        ("=?utf-8?q?M=C3?= =?UTF-8?q?=BCller?= GmbH", "Müller GmbH"),  # charset: any case
+        ("=?utf-8?q?a?= =?iso-8859-1?q?=E4?=", "aä"),  # two charsets: decoded apart
+    ],
+)
+def test_split_characters(header, expected):
+    assert decode_header_value(header) == expected

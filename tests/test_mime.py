@@ -218,3 +218,37 @@ def test_thirty_megabyte_attachment():
     )
     msg = parse_message(raw)
     assert msg.attachments[0].content == big and msg.body_text.strip() == "Hello there."
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "latin-1"])
+def test_raw_8bit_attachment_name(charset):
+    """Old clients write a file name as raw 8-bit bytes: the mail is stored, the name read."""
+    raw = (
+        "From: Chris <chris@acme.test>\r\nTo: sales@example.test\r\nSubject: CV\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        '--B\r\nContent-Type: application/pdf; name="résumé.pdf"\r\n'
+        'Content-Disposition: attachment; filename="résumé.pdf"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--B--\r\n"
+    ).encode(charset)
+    msg = parse_message(raw, owner=OWNER)
+    assert msg.body_text.strip() == "see attached"
+    assert [(a.filename, a.content) for a in msg.attachments] == [("résumé.pdf", b"%PDF")]
+
+
+def test_redirected_mail_in_the_sent_folder():
+    """A message the owner redirected (Resent-From): its From is the customer, a
+    participant; only Resent-From is the owner's identity."""
+    raw = (
+        b"Resent-From: Team <team@example.test>\r\nResent-To: boss@example.test\r\n"
+        b"From: Chris <chris@acme.test>\r\nTo: sales@example.test\r\nSubject: fwd\r\n"
+        b"Message-ID: <r1@x>\r\n\r\nbody\r\n"
+    )
+    for head in (
+        parse_headers(raw, owner=OWNER, sent_folder=True, decide_only=True),
+        parse_message(raw, owner=OWNER, sent_folder=True).header,
+    ):
+        assert head.direction == DIRECTION_SENT
+        assert [a.email for a in head.identities()] == ["team@example.test"]
+        assert "chris@acme.test" in head.participants(OWNER)
+        assert "team@example.test" not in head.participants(OWNER)

@@ -42,6 +42,9 @@ def _domain_to_unicode(domain: str) -> str:
 # list separators or blanks, so getaddresses() would return it unchanged.
 _PLAIN_ADDRESS = re.compile(r'[^\s()<>@,;:\\"\[\]]+@[^\s()<>@,;:\\"\[\]]+')
 
+# Characters no domain holds (an address literal's brackets aside).
+_NOT_IN_DOMAIN = re.compile(r"[\s'\"?=!#$%&*+/^`{|}~(),;:<>\\]")
+
 if getattr(email.utils, "supports_strict_parsing", False):  # Python with the CVE-2023-27043 fix
 
     def _getaddresses(values):
@@ -96,6 +99,8 @@ def normalize_email(value: str | None) -> str:
     domain = domain.rstrip(".")
     if not local or "@" in local or not domain or "." not in domain and domain != "localhost":
         return ""
+    if _NOT_IN_DOMAIN.search(domain):  # quotes, encoded-word or list debris: no domain
+        return ""
     return f"{local.lower()}@{_domain_to_unicode(domain.lower())}"
 
 
@@ -141,8 +146,8 @@ def parse_addresses(values: list[str] | str | None, decode=None) -> list[Address
 
 @functools.lru_cache(maxsize=50_000)
 def _parse_value(value: str, decode) -> tuple[Address, ...]:
-    try:
-        pairs = getaddresses([value])
+    try:  # lenient, as normalize_email (and Odoo): a strict parser drops whole headers
+        pairs = _getaddresses([value])
     except Exception:  # noqa: BLE001 - malformed headers degrade to no address
         pairs = []
     out = []

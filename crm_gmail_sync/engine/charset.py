@@ -68,6 +68,8 @@ def decode_header_value(value) -> str:
     'Hallo'
     >>> decode_header_value("=?utf-8?b?#?= =?utf-8?q?ok?=")
     '=?utf-8?b?#?= ok'
+    >>> decode_header_value("=?utf-8?q?M=C3?= =?utf-8?q?=BCller?=")  # one character, two words
+    'Müller'
     """
     if value is None:
         return ""
@@ -77,30 +79,40 @@ def decode_header_value(value) -> str:
     out = []
     pos = 0  # end of the last decoded encoded word, or 0
     after_word = False
+    # Adjacent words of one charset are decoded together: mailers split long text at a
+    # byte count, so one character can begin in a word and end in the next.
+    charset, data = None, b""
     for match in _ENCODED_WORD.finditer(value):
-        text = _decode_word(*match.groups())
-        if text is None:
+        word = _word_bytes(match[2], match[3])
+        if word is None:
             continue  # malformed: stays in the ordinary text around it
+        word_charset = match[1].split("*", 1)[0].lower()
         gap = value[pos : match.start()]
-        if not (after_word and not gap.strip(_FWS)):
-            out.append(gap)
-        out.append(text)
+        adjacent = after_word and not gap.strip(_FWS)
+        if adjacent and word_charset == charset:
+            data += word
+        else:
+            if charset is not None:
+                out.append(decode_bytes(data, charset))
+            if not adjacent:
+                out.append(gap)
+            charset, data = word_charset, word
         pos, after_word = match.end(), True
+    if charset is not None:
+        out.append(decode_bytes(data, charset))
     out.append(value[pos:])
     return " ".join("".join(out).split())
 
 
-def _decode_word(charset: str, encoding: str, text: str) -> str | None:
-    """The text of one encoded word, or None when its encoded text is malformed."""
+def _word_bytes(encoding: str, text: str) -> bytes | None:
+    """The bytes of one encoded word's text, or None when it is malformed."""
     data = text.encode("ascii")
     if encoding in "Qq":
-        data = _Q_ESCAPE.sub(lambda m: bytes.fromhex(m[1].decode()), data.replace(b"_", b" "))
-    else:
-        try:  # missing padding is common and harmless; anything else is not base64
-            data = base64.b64decode(data + b"=" * (-len(data) % 4), validate=True)
-        except ValueError:  # binascii.Error
-            return None
-    return decode_bytes(data, charset.split("*", 1)[0])
+        return _Q_ESCAPE.sub(lambda m: bytes.fromhex(m[1].decode()), data.replace(b"_", b" "))
+    try:  # missing padding is common and harmless; anything else is not base64
+        return base64.b64decode(data + b"=" * (-len(data) % 4), validate=True)
+    except ValueError:  # binascii.Error
+        return None
 
 
 def raw_text(value) -> str:

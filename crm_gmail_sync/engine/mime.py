@@ -28,6 +28,7 @@ from .types import (
 #: Headers the header-first step needs; the IMAP transport fetches only these.
 HEADER_FIELDS = (
     "From",
+    "Resent-From",
     "To",
     "Cc",
     "Bcc",
@@ -133,6 +134,7 @@ def _header_info(
         cc=addrs("cc"),
         bcc=addrs("bcc"),
         reply_to=addrs("reply-to"),
+        resent_from=addrs("resent-from"),
         date=fallback_date,
         size=size,
         gmail_msgid=gmail_msgid or "",

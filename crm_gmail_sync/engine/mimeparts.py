@@ -18,7 +18,7 @@ import re
 from email.message import Message
 from email.policy import compat32
 
-from .charset import decode_bytes, decode_header_value
+from .charset import decode_bytes, decode_header_value, raw_text
 from .types import Attachment, ParsedMessage
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
@@ -221,7 +221,7 @@ def _rfc822(part: Message) -> tuple[bytes, str]:
 def _leaf(part: Message, content: bytes, parsed: ParsedMessage, top: bool, subject) -> None:
     """Place one decoded leaf: the first text/plain and text/html become the bodies."""
     ctype = part.get_content_type()
-    disposition = (part.get("content-disposition") or "").split(";")[0].strip().lower()
+    disposition = raw_text(part.get("content-disposition") or "").split(";")[0].strip().lower()
     filename = _filename(part)
     is_attachment = disposition == "attachment" or (
         filename and not top and disposition != "inline"
@@ -252,9 +252,15 @@ def _leaf(part: Message, content: bytes, parsed: ParsedMessage, top: bool, subje
 
 
 def _filename(part: Message) -> str:
-    params = str(part.get("content-disposition", "")) + str(part.get("content-type", ""))
-    if "name" not in params.lower():  # most parts: skip the costly parameter parsing
+    disposition = raw_text(part.get("content-disposition", ""))
+    ctype = raw_text(part.get("content-type", ""))
+    if "name" not in (disposition + ctype).lower():  # most parts: skip the parameter parsing
         return ""
+    if not (disposition + ctype).isascii():
+        # raw 8-bit parameters (filename="résumé.pdf"): read from their decoded text, as
+        # the parser would garble or refuse them
+        part = Message()
+        part["Content-Disposition"], part["Content-Type"] = disposition, ctype or "text/plain"
     try:
         name = part.get_filename() or part.get_param("name") or ""
     except Exception:  # noqa: BLE001

@@ -313,8 +313,8 @@ class _Run:
         return frozenset(
             a.email
             for h in heads
-            if isinstance(h, HeaderInfo) and h.sent_folder
-            for a in h.from_
+            if isinstance(h, HeaderInfo)
+            for a in h.identities()
             if a.email and a.email not in self.owner
         )
 

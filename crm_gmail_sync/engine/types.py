@@ -108,16 +108,26 @@ class HeaderInfo:
     # read from the owner's Sent folder: sent mail whatever its From says, and its From
     # addresses are the owner's own sending identities (see Batch.sent_from)
     sent_folder: bool = False
+    # Resent-From: who redirected (bounced) the message; in the Sent folder the owner
+    resent_from: list[Address] = field(default_factory=list)
+
+    def identities(self) -> list[Address]:
+        """Who sent this Sent-folder message: the owner's own addresses, known or not.
+        A message the owner redirected names them in Resent-From; its From is then the
+        original sender (a customer, say), a participant as any other."""
+        if not self.sent_folder:
+            return []
+        return self.resent_from or self.from_
 
     def participants(self, owner: frozenset[str] = frozenset()) -> set[str]:
         """Normalised participant addresses other than the owner's.
 
-        From, To, Cc and Reply-To count, except From on mail of the Sent folder (the
-        owner's own identities, known or not); Bcc only on the owner's own sent mail
+        From, To, Cc and Reply-To count, except the sending identities of mail of the
+        Sent folder (see :meth:`identities`); Bcc only on the owner's own sent mail
         (elsewhere a Bcc header is not the owner's business).
         """
         groups = [self.to, self.cc, self.reply_to]
-        if not self.sent_folder:
+        if not self.sent_folder or self.resent_from:
             groups.append(self.from_)
         if self.direction == DIRECTION_SENT:
             groups.append(self.bcc)
