@@ -5,6 +5,7 @@ import secrets
 
 from odoo import SUPERUSER_ID, api, models
 from odoo.exceptions import AccessError
+from odoo.osv import expression
 
 from .crm_gmail_restricted_mixin import readable_by_real_user
 
@@ -49,6 +50,36 @@ class IrAttachment(models.Model):
             hidden.display_name = self._gmail_neutral_name()
 
     # ------------------------------------------------------------ access
+    @api.model
+    def _search(self, domain, offset=0, limit=None, order=None):
+        # Odoo drops the attachments of unreadable records in Python, after the SQL's
+        # offset and limit: whether a readable row comes back would then tell whether a
+        # hidden one matched (a name, a checksum, the indexed content). The emails'
+        # attachments are filtered in the SQL instead, by the email's record rule.
+        if not self.env.su:
+            messages = self.env[MESSAGE_MODEL]
+            readable = ["|", ("res_model", "!=", MESSAGE_MODEL)]
+            if messages.has_access("read"):
+                readable.append(("res_id", "in", messages._search([])))
+            else:
+                readable.append((0, "=", 1))
+            domain = expression.AND([domain, readable])
+        return super()._search(domain, offset=offset, limit=limit, order=order)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.su and any(vals.get("res_model") == MESSAGE_MODEL for vals in vals_list):
+            raise AccessError(self.env._("Only the sync adds attachments to a synced email."))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if not self.env.su and (
+            vals.get("res_model") == MESSAGE_MODEL
+            or ("res_id" in vals and self._gmail_email_attachments())
+        ):
+            raise AccessError(self.env._("Only the sync adds attachments to a synced email."))
+        return super().write(vals)
+
     @api.model
     def check(self, mode, values=None):
         if self and mode == "read" and self.env.su and self.env.uid != SUPERUSER_ID:
@@ -106,6 +137,17 @@ class IrAttachment(models.Model):
     def _gmail_email_attachments(self):
         """The attachments of synced emails among ``self``."""
         return self.filtered(lambda att: att.sudo().res_model == MESSAGE_MODEL)
+
+    @api.model
+    def _gmail_relink_records(self, records):
+        """After ``records`` (chatter messages, activities) were created: each synced
+        email's attachment among their ``attachment_ids`` replaced by a copy on their
+        document (as created: context defaults included). Odoo's create has checked that
+        the user may read them; the copy checks it again (``copy_data``)."""
+        for record in records.sudo():
+            attachments = record.attachment_ids
+            if attachments._gmail_email_attachments():
+                record.write({"attachment_ids": [(6, 0, attachments.ids)]})  # relinks
 
     @api.model
     def _gmail_relink(self, commands, res_model, res_id):

@@ -10,16 +10,10 @@ class MailActivity(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        Attachment = self.env["ir.attachment"]
-        for vals in vals_list:
-            if vals.get("attachment_ids"):
-                res_model = vals.get("res_model") or (
-                    self.env["ir.model"].sudo().browse(vals.get("res_model_id")).model
-                )
-                vals["attachment_ids"] = Attachment._gmail_relink(
-                    vals["attachment_ids"], res_model, vals.get("res_id")
-                )
-        return super().create(vals_list)
+        activities = super().create(vals_list)
+        # after the create: the document may come from context defaults
+        self.env["ir.attachment"]._gmail_relink_records(activities)
+        return activities
 
     def write(self, vals):
         if vals.get("attachment_ids") and self:

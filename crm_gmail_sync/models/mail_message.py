@@ -3,20 +3,18 @@ from odoo import api, models
 
 class MailMessage(models.Model):
     """A chatter message (or an outgoing mail.mail) never links a synced email's own
-    attachment: it gets a copy, made only for who may read the email (see
-    ``ir.attachment._gmail_relink``)."""
+    attachment: it gets a copy on the message's document, made only for who may read the
+    email (see ``ir.attachment._gmail_relink``); for anybody else Odoo's own check of the
+    message's attachments refuses it (see ``ir.attachment.check``)."""
 
     _inherit = "mail.message"
 
     @api.model_create_multi
     def create(self, vals_list):
-        Attachment = self.env["ir.attachment"]
-        for vals in vals_list:
-            if vals.get("attachment_ids"):
-                vals["attachment_ids"] = Attachment._gmail_relink(
-                    vals["attachment_ids"], vals.get("model"), vals.get("res_id")
-                )
-        return super().create(vals_list)
+        messages = super().create(vals_list)
+        # after the create: the document may come from context defaults
+        self.env["ir.attachment"]._gmail_relink_records(messages)
+        return messages
 
     def write(self, vals):
         if vals.get("attachment_ids") and self:

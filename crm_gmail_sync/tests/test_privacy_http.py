@@ -631,3 +631,80 @@ class TestAttachmentsStayHttp(RpcCase, LeaksCommon):
                 # the control: Odoo's own reuse, for who may read the email
                 self.assertEqual(self.attachment.id in result, may_see, text[:300])
         self.assertEmailKeepsItsAttachment()
+
+    def test_paged_attachment_search_is_no_oracle(self):
+        """Odoo filters unreadable attachments after the SQL's offset and limit: a
+        readable pivot after the hidden row would come back exactly when it matches."""
+        pivot = self.env["ir.attachment"].create(
+            {"name": "pivot.txt", "raw": b"pivot", "public": True}
+        )
+        self.assertGreater(pivot.id, self.attachment.id)
+        for role, user, may_see in self.all_users():
+            with self.subTest(role=role):
+                self.login(user)
+                for field, operator, value in (
+                    ("index_content", "ilike", "ATTACHMENT-SECRET"),
+                    ("name", "=like", "merger%"),
+                    ("checksum", "=", self.attachment.checksum),
+                ):
+                    result, text = self.call(
+                        "ir.attachment",
+                        "search_read",
+                        ["|", ("id", "=", pivot.id), (field, operator, value)],
+                        ["id"],
+                        offset=1,
+                        limit=1,
+                        order="id asc",
+                    )
+                    # the control: for the owner the email's attachment is row 0
+                    expected = [{"id": pivot.id}] if may_see else []
+                    self.assertEqual(result, expected, f"{field}: {text[:300]}")
+                    if not may_see:
+                        result, _text = self.xmlrpc(
+                            user,
+                            "ir.attachment",
+                            "search",
+                            ["|", ("id", "=", pivot.id), (field, operator, value)],
+                            offset=1,
+                        )
+                        self.assertEqual(result, [])
+
+    def test_nobody_plants_a_file_into_an_email(self):
+        for role, user, _may_see in self.all_users():
+            if role == "portal":
+                continue
+            with self.subTest(role=role):
+                self.login(user)
+                datas = base64.b64encode(b"fake invoice").decode()
+                for vals in (
+                    {"name": "invoice.pdf", "datas": datas, "res_model": self.message._name},
+                    {
+                        "name": "invoice.pdf",
+                        "datas": datas,
+                        "res_model": self.message._name,
+                        "res_id": self.message.id,
+                    },
+                ):
+                    result, text = self.call("ir.attachment", "create", vals)
+                    self.assertIsNone(result, text[:300])
+                    self.assertIn("Only the sync adds attachments to a synced email", text)
+        self.assertEqual(self.message.sudo().attachment_ids, self.attachment)
+
+    def test_an_activity_from_context_defaults_gets_an_attached_copy(self):
+        lead = self.env["crm.lead"].create({"name": "Owner's", "user_id": self.user_owner.id})
+        self.login(self.user_owner)
+        activity, text = self.call(
+            "mail.activity",
+            "create",
+            {
+                "summary": "look",
+                "user_id": self.user_colleague.id,
+                "attachment_ids": [(6, 0, self.attachment.ids)],
+            },
+            context={"default_res_model": "crm.lead", "default_res_id": lead.id},
+        )
+        self.assertTrue(activity, text[:300])
+        copy = self.env["mail.activity"].browse(activity).attachment_ids
+        self.assertEqual(copy.mapped("name"), [FILENAME])
+        self.assertEqual((copy.res_model, copy.res_id), ("crm.lead", lead.id))
+        self.assertEmailKeepsItsAttachment()
