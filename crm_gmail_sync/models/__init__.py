@@ -1,6 +1,10 @@
 # ruff: noqa: F401
 # The mixins first: the models below inherit them.
-from . import crm_gmail_linked_mixin, crm_gmail_restricted_mixin
+from . import (
+    crm_gmail_attachment_owner_mixin,
+    crm_gmail_linked_mixin,
+    crm_gmail_restricted_mixin,
+)
 
 # isort: split
 from . import (
