@@ -85,7 +85,7 @@ class CrmGmailShare(models.Model):
             raise ValidationError(
                 self.env._("Only users with a Mail add-on seat can share their emails.")
             )
-        existing = self.sudo().search([("user_id", "=", self.env.uid), (field, "in", records.ids)])
+        existing = self._own_shares(records, field)
         if not shared:
             existing.unlink()
             return
@@ -103,5 +103,13 @@ class CrmGmailShare(models.Model):
     @api.model
     def _shared_keys(self, records, field):
         """``{record id: set of shared addresses}`` of the current user's shares."""
-        shares = self.sudo().search([("user_id", "=", self.env.uid), (field, "in", records.ids)])
-        return {share[field].id: set((share.email_keys or "").split()) for share in shares}
+        return {
+            share[field].id: set((share.email_keys or "").split())
+            for share in self._own_shares(records, field)
+        }
+
+    @api.model
+    def _own_shares(self, records, field):
+        """The current user's shares on ``records`` (read as superuser: the rows are
+        nobody else's business, and the rule would hide nothing of the user's own)."""
+        return self.sudo().search([("user_id", "=", self.env.uid), (field, "in", records.ids)])

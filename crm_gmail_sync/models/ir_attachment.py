@@ -42,10 +42,8 @@ class IrAttachment(models.Model):
     # ------------------------------------------------------------ compute
     @api.depends_context("uid")
     def _compute_display_name(self):
-        emails = self._gmail_email_attachments()
-        readable = readable_by_real_user(emails)
-        super(IrAttachment, (self - emails) | readable)._compute_display_name()
-        hidden = emails - readable
+        hidden = self._gmail_hidden()
+        super(IrAttachment, self - hidden)._compute_display_name()
         if hidden:
             hidden.display_name = self._gmail_neutral_name()
 
@@ -89,8 +87,7 @@ class IrAttachment(models.Model):
         return super().check(mode, values)
 
     def copy_data(self, default=None):
-        emails = self._gmail_email_attachments()
-        if emails - readable_by_real_user(emails):
+        if self._gmail_hidden():
             raise AccessError(
                 self.env._("An attachment of an email you may not read cannot be copied.")
             )
@@ -103,16 +100,14 @@ class IrAttachment(models.Model):
         ids = []
         for values in values_list:
             found = self.browse(super().create_unique([values]))
-            emails = found._gmail_email_attachments()
-            hidden = emails - readable_by_real_user(emails)
+            hidden = found._gmail_hidden()
             if hidden:
                 found = (found - hidden) or self.create(values)
             ids += found.ids
         return ids
 
     def _to_store(self, store, /, *, fields=None, extra_fields=None):
-        emails = self._gmail_email_attachments()
-        hidden = emails - readable_by_real_user(emails)
+        hidden = self._gmail_hidden()
         super(IrAttachment, self - hidden)._to_store(
             store, fields=fields, extra_fields=extra_fields
         )
@@ -137,6 +132,12 @@ class IrAttachment(models.Model):
     def _gmail_email_attachments(self):
         """The attachments of synced emails among ``self``."""
         return self.filtered(lambda att: att.sudo().res_model == MESSAGE_MODEL)
+
+    def _gmail_hidden(self):
+        """The attachments of synced emails among ``self`` that the real user may not
+        read (one query for them all)."""
+        emails = self._gmail_email_attachments()
+        return emails - readable_by_real_user(emails)
 
     @api.model
     def _gmail_relink_records(self, records):

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import secrets
+from contextlib import contextmanager
 from unittest.mock import patch
 
 from odoo.exceptions import AccessError
@@ -61,6 +62,21 @@ class TestSyncRobustness(DovecotCommon):
     def _cursor_high(self, folder="INBOX"):
         return json.loads(self.box.sync_state or "{}")[folder]["high"]
 
+    @contextmanager
+    def _second_download_cut(self, proxy, calls):
+        """The proxy drops the connection inside the answer to the second body download
+        (inside the message literal); ``calls`` records the UIDs of each download."""
+        real = ImapTransport.fetch_bodies
+
+        def cut_second_download(transport, wanted):
+            calls.append(list(wanted))
+            if len(calls) == 2:
+                proxy.arm(DROP_AFTER)
+            return real(transport, wanted)
+
+        with patch.object(ImapTransport, "fetch_bodies", cut_second_download):
+            yield
+
     def _set_batch_size(self, size):
         self.env["ir.config_parameter"].sudo().set_param("crm_gmail_sync.batch_size", size)
 
@@ -94,16 +110,8 @@ class TestSyncRobustness(DovecotCommon):
                 sender, name, attachments=[("data.bin", ATTACHMENT, "application/octet-stream")]
             )
         self._set_batch_size(2)
-        real = ImapTransport.fetch_bodies
         calls = []
-
-        def cut_second_download(transport, wanted):
-            calls.append(list(wanted))
-            if len(calls) == 2:
-                proxy.arm(DROP_AFTER)  # the answer breaks off inside the message literal
-            return real(transport, wanted)
-
-        with patch.object(ImapTransport, "fetch_bodies", cut_second_download):
+        with self._second_download_cut(proxy, calls):
             action = box.with_user(self.user_owner).action_sync_now()
         self.assertEqual(proxy.drops, 1)
         self.assertEqual(calls, [[uids["c1"], uids["c2"]], [uids["c3"]]])
@@ -159,16 +167,8 @@ class TestSyncRobustness(DovecotCommon):
         self.addCleanup(proxy.close)
         box.port = proxy.port
         self._set_batch_size(1)
-        real = ImapTransport.fetch_bodies
         calls = []
-
-        def cut_second_download(transport, wanted):
-            calls.append(list(wanted))
-            if len(calls) == 2:
-                proxy.arm(DROP_AFTER)
-            return real(transport, wanted)
-
-        with patch.object(ImapTransport, "fetch_bodies", cut_second_download):
+        with self._second_download_cut(proxy, calls):
             box.with_user(self.user_owner).action_sync_now()
         self.assertEqual(proxy.drops, 1)
         self.assertEqual(len(self._messages()), 1)
