@@ -2,16 +2,25 @@
 
 Folders are opened with EXAMINE (read-only) and every fetch uses
 ``BODY.PEEK``, so the user's ``\\Seen`` flags never change.
+
+The conversation takes as few round trips as the server allows: capabilities are
+read from the greeting and the login answer when they carry them, the login is one
+``AUTHENTICATE`` with its initial response (SASL-IR), one ``LIST ... RETURN (STATUS
+...)`` (LIST-STATUS) answers the folders and their status, and LOGOUT is not waited
+for. An idle mailbox on such a server (Dovecot, Gmail) costs TCP, TLS, AUTHENTICATE
+and LIST; each extension falls back to the plain commands where it is missing.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import functools
 import imaplib
 import re
 from dataclasses import dataclass
 
-from .connection import XOAuth2, port_of, tls_context
+from .connection import XOAuth2, port_of, tls_context, xoauth2
 from .errors import ProtocolError, SyncError, classify
 from .mime import HEADER_FIELDS
 from .types import SECURITY_NONE, SECURITY_STARTTLS, Account
@@ -50,6 +59,9 @@ _MONTHS = {
     )
 }
 _STATUS_RE = re.compile(rb"(UIDNEXT|UIDVALIDITY|MESSAGES) (\d+)")
+_NAME_RE = re.compile(rb'\s*("(?:[^"\\]|\\.)*"|[^\s(]+)')
+# asked of LIST along with the folders where the server offers LIST-STATUS (RFC 5819)
+_LIST_STATUS = "STATUS (UIDVALIDITY UIDNEXT)"
 SENT_NAMES = (
     "Sent",
     "Sent Items",
@@ -165,6 +177,135 @@ def parse_fetch(data) -> list[FetchedItem]:
     return out
 
 
+def parse_status(data) -> dict[str, tuple[int, int]]:
+    """``{folder: (UIDVALIDITY, UIDNEXT)}`` from imaplib's untagged STATUS data.
+
+    A name comes as an atom, quoted, or as a literal (a tuple; its items follow in the
+    next part). ``INBOX`` is spelt in capitals whatever the server's case; a folder
+    whose answer lacks either value is left out.
+
+    >>> parse_status([b'inbox (UIDNEXT 5 UIDVALIDITY 9)', b'"Sent \\\\"x\\\\"" (UIDVALIDITY 3)',
+    ...               (b'{4}', b'Gesendet'[:4]), b' (UIDVALIDITY 7 UIDNEXT 2)'])
+    {'INBOX': (9, 5), 'Gese': (7, 2)}
+    """
+    out: dict[str, tuple[int, int]] = {}
+    literal = None
+    for part in data or []:
+        if isinstance(part, tuple):
+            literal = bytes(part[1])
+            continue
+        part = bytes(part or b"")
+        if literal is not None:
+            name, items, literal = literal, part, None
+        else:
+            m = _NAME_RE.match(part)
+            if not m:
+                continue
+            name, items = _unquote(m.group(1)), part[m.end() :]
+        values = {k: int(v) for k, v in _STATUS_RE.findall(items)}
+        if b"UIDVALIDITY" in values and b"UIDNEXT" in values:
+            out[_folder_key(name.decode("utf-8", "replace"))] = (
+                values[b"UIDVALIDITY"],
+                values[b"UIDNEXT"],
+            )
+    return out
+
+
+def _unquote(raw: bytes) -> bytes:
+    r"""A mailbox name as sent: quoted strings unescaped, atoms as they are.
+
+    >>> _unquote(b'"a \\"b\\" \\\\ c"'), _unquote(b"INBOX")
+    (b'a "b" \\ c', b'INBOX')
+    """
+    if raw.startswith(b'"') and raw.endswith(b'"') and len(raw) > 1:
+        return re.sub(rb"\\(.)", rb"\1", raw[1:-1])
+    return raw
+
+
+def _folder_key(name: str) -> str:
+    return "INBOX" if name.upper() == "INBOX" else name
+
+
+def _announced(conn) -> tuple[str, ...] | None:
+    """The capabilities the server volunteered since they were last asked (a ``[CAPABILITY
+    ...]`` response code or an untagged ``CAPABILITY``), in capitals; ``None`` if none."""
+    data = conn.untagged_responses.pop("CAPABILITY", None)
+    if not data or not isinstance(data[-1], bytes):
+        return None
+    # imaplib keeps a response code's text up to the line's last "]": cut at the first
+    words = data[-1].split(b"]", 1)[0].decode("ascii", "replace").upper().split()
+    return tuple(words) or None
+
+
+class _Challenges:
+    """Answers to the challenges of a SASL exchange begun with its initial response.
+
+    The first gets an empty line: on a refused token Gmail (and the test Dovecot) sends a
+    JSON error as a challenge and waits for it before the ``NO``. A second one cancels the
+    exchange (``*``, RFC 3501 6.2.2), after which a server must answer; a third raises.
+
+    >>> answer = _Challenges().answer
+    >>> answer(b"eyJzdGF0dXMiOiI0MDAifQ=="), answer(b"")
+    (b'', b'*')
+    """
+
+    def __init__(self):
+        self.seen = 0
+
+    def answer(self, challenge: bytes) -> bytes:
+        self.seen += 1
+        if self.seen > 2:
+            raise imaplib.IMAP4.error("the server went on challenging a cancelled login")
+        return b"" if self.seen == 1 else b"*"
+
+
+class _FewerRoundTrips:
+    """What the transport adds to imaplib's ``IMAP4`` and ``IMAP4_SSL`` (see :func:`_client`)."""
+
+    def _get_capabilities(self):
+        # imaplib asks CAPABILITY after the greeting and after STARTTLS. A greeting's
+        # [CAPABILITY ...] code answers it already; after STARTTLS (a command has been sent)
+        # the list learnt before TLS must be discarded and asked again (RFC 3501 6.2.1).
+        announced = _announced(self) if self.tagnum == 0 else None
+        if announced is None:
+            super()._get_capabilities()
+        else:
+            self.capabilities = announced
+
+    def authenticate_ir(self, mechanism: str, initial: bytes):
+        """AUTHENTICATE with the initial response on the command line (SASL-IR, RFC 4959).
+
+        A challenge sent all the same is answered as :class:`_Challenges` says. Refused:
+        raises ``self.error`` with the server's text, as imaplib's ``authenticate`` does;
+        accepted: the state is ``AUTH``.
+        """
+        self.literal = _Challenges().answer  # imaplib calls a bound method for each challenge
+        response = base64.b64encode(initial).decode("ascii") or "="
+        typ, dat = self._simple_command("AUTHENTICATE", mechanism, response)
+        if typ != "OK":
+            raise self.error(dat[-1].decode("utf-8", "replace"))
+        self.state = "AUTH"
+        return typ, dat
+
+    def logout_unanswered(self) -> None:
+        """Send LOGOUT and close the socket at once, without reading its BYE and OK."""
+        self.state = "LOGOUT"
+        try:
+            self._command("LOGOUT")
+        finally:
+            self.shutdown()
+
+
+@functools.cache
+def _client(base: type) -> type:
+    """``base`` (``imaplib.IMAP4`` or ``IMAP4_SSL``) with :class:`_FewerRoundTrips`.
+
+    Built on first use from the class imaplib has then, so a stand-in patched over
+    ``imaplib.IMAP4_SSL`` (as the Odoo suite does) is still the one connecting.
+    """
+    return type(base.__name__, (_FewerRoundTrips, base), {})
+
+
 class ImapTransport:
     """A connected IMAP session for one account. Use as a context manager."""
 
@@ -172,6 +313,7 @@ class ImapTransport:
         self.account = account
         self.conn: imaplib.IMAP4 | None = None
         self.capabilities: frozenset[str] = frozenset()
+        self._statuses: dict[str, tuple[int, int]] = {}  # from the last LIST, see status()
 
     # ------------------------------------------------------------ session
     def __enter__(self):
@@ -182,53 +324,65 @@ class ImapTransport:
         self.close()
 
     def connect(self) -> None:
-        """Open the connection and authenticate; raises a classified :class:`SyncError`."""
+        """Open the connection and authenticate; raises a classified :class:`SyncError`.
+
+        Passwords go as ``AUTHENTICATE PLAIN`` with the initial response where the server
+        offers SASL-IR and AUTH=PLAIN, else as ``LOGIN``; tokens as ``AUTHENTICATE XOAUTH2``,
+        with the initial response where SASL-IR is offered.
+        """
         acc = self.account
         try:
             if acc.security == SECURITY_NONE or acc.security == SECURITY_STARTTLS:
-                self.conn = imaplib.IMAP4(acc.host, port_of(acc), timeout=acc.timeout)
+                self.conn = _client(imaplib.IMAP4)(acc.host, port_of(acc), timeout=acc.timeout)
                 if acc.security == SECURITY_STARTTLS:
                     self.conn.starttls(ssl_context=tls_context(acc))
             else:
-                self.conn = imaplib.IMAP4_SSL(
+                self.conn = _client(imaplib.IMAP4_SSL)(
                     acc.host, port_of(acc), ssl_context=tls_context(acc), timeout=acc.timeout
                 )
         except Exception as exc:  # noqa: BLE001
             self.close()
             raise classify(exc) from None
         try:
+            offered = frozenset(c.upper() for c in (self.conn.capabilities or ()))
             if acc.oauth_token:
-                self.conn.authenticate("XOAUTH2", XOAuth2(acc.login, acc.oauth_token))
+                if "SASL-IR" in offered:
+                    self.conn.authenticate_ir("XOAUTH2", xoauth2(acc.login, acc.oauth_token))
+                else:
+                    self.conn.authenticate("XOAUTH2", XOAuth2(acc.login, acc.oauth_token))
+            elif "SASL-IR" in offered and "AUTH=PLAIN" in offered:
+                plain = f"\0{acc.login}\0{acc.password or ''}".encode()
+                self.conn.authenticate_ir("PLAIN", plain)
             else:
                 self.conn.login(acc.login, acc.password or "")
-            self.capabilities = (
-                frozenset(c.upper() for c in (self.conn.capabilities or ()))
-                | self._fresh_capabilities()
-            )
+            self.capabilities = offered | self._fresh_capabilities()
         except Exception as exc:  # noqa: BLE001
             self.close()
             raise classify(exc, during_login=True) from None
 
     def _fresh_capabilities(self) -> frozenset[str]:
-        # Servers announce more capabilities after login (RFC 3501 6.2.3).
+        # Servers announce more capabilities after login (RFC 3501 6.2.3), most of them
+        # in the login's answer; only a server that did not is asked.
+        announced = _announced(self.conn)
+        if announced is not None:
+            return frozenset(announced)
         typ, data = self.conn.capability()
-        if typ != "OK" or not data:
+        if typ != "OK" or not data or not data[-1]:
             return frozenset()
-        return frozenset(c.upper() for c in data[0].decode("ascii", "replace").split())
+        return frozenset(c.upper() for c in data[-1].decode("ascii", "replace").split())
 
     def close(self) -> None:
+        """Log out without waiting for the answer, and close; never raises.
+
+        Folders are only ever EXAMINEd, so there is nothing a CLOSE would expunge first.
+        """
         conn, self.conn = self.conn, None
         if conn is None:
             return
         try:
-            if conn.state == "SELECTED":
-                conn.close()
-            conn.logout()
+            conn.logout_unanswered()
         except Exception:  # noqa: BLE001 - closing a broken connection
-            try:
-                conn.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
+            pass
 
     @property
     def is_gmail(self) -> bool:
@@ -247,13 +401,20 @@ class ImapTransport:
 
     # ------------------------------------------------------------ folders
     def list_folders(self) -> list[tuple[str, frozenset[str]]]:
-        """All folders as ``(raw name, flags)``; names stay in modified UTF-7."""
-        if "SPECIAL-USE" in self.capabilities or "LIST-EXTENDED" in self.capabilities:
-            try:
-                data = self._call(self.conn.list, '""', "* RETURN (SPECIAL-USE)")
-            except ProtocolError:
-                data = self._call(self.conn.list)
-        else:
+        """All folders as ``(raw name, flags)``; names stay in modified UTF-7.
+
+        Where the server offers LIST-STATUS, the same command brings each folder's
+        ``(UIDVALIDITY, UIDNEXT)``, kept for the next :meth:`status` of that folder. A
+        server that refuses an extended LIST gets the plainer one.
+        """
+        self._statuses = {}
+        special_use = "SPECIAL-USE" in self.capabilities or "LIST-EXTENDED" in self.capabilities
+        data = None
+        if "LIST-STATUS" in self.capabilities:
+            data = self._list_returning(("SPECIAL-USE " if special_use else "") + _LIST_STATUS)
+        if data is None and special_use:
+            data = self._list_returning("SPECIAL-USE")
+        if data is None:
             data = self._call(self.conn.list)
         out = []
         for line in data:
@@ -262,12 +423,26 @@ class ImapTransport:
             m = _LIST_RE.match(line or b"")
             if not m:
                 continue
-            name = m.group("name").strip()
-            if name.startswith(b'"'):
-                name = name[1:-1].replace(b'\\"', b'"').replace(b"\\\\", b"\\")
+            name = _unquote(m.group("name").strip())
             flags = frozenset(f.lower() for f in m.group("flags").decode().split())
             out.append((name.decode("utf-8", "replace"), flags))
         return out
+
+    def _list_returning(self, options: str) -> list | None:
+        """``LIST "" "*" RETURN (options)``'s LIST data, or ``None`` if the server refused it.
+
+        STATUS answers that come with it are kept for :meth:`status`.
+        """
+        untagged = self.conn.untagged_responses
+        untagged.pop("STATUS", None)  # left over from elsewhere: not this LIST's
+        try:
+            data = self._call(self.conn.list, '""', f'"*" RETURN ({options})')
+        except ProtocolError:
+            return None
+        finally:
+            statuses = untagged.pop("STATUS", None)
+        self._statuses = parse_status(statuses)
+        return data
 
     def sync_folders(self) -> list[str]:
         """``["INBOX", sent]``: INBOX first, then the Sent folder if there is one (by
@@ -280,7 +455,14 @@ class ImapTransport:
         return ["INBOX"] + ([sent] if sent and sent.upper() != "INBOX" else [])
 
     def status(self, folder: str) -> tuple[int, int]:
-        """``(UIDVALIDITY, UIDNEXT)`` of a folder without selecting it."""
+        """``(UIDVALIDITY, UIDNEXT)`` of a folder without selecting it.
+
+        The first call after :meth:`list_folders` (or :meth:`sync_folders`) answers from
+        what LIST-STATUS brought, if it did; any other asks the server.
+        """
+        known = self._statuses.pop(_folder_key(folder), None)
+        if known is not None:
+            return known
         data = self._call(self.conn.status, quote(folder), "(UIDVALIDITY UIDNEXT)")
         values = {
             k.decode(): int(v)
