@@ -3,7 +3,8 @@
 Counted, never timed: ``DroppingProxy`` counts the client's turns on the wire and the ``commands``
 fixture records every command line the client sends. Two real servers: the session's Dovecot
 (capabilities in its greeting and login answer, SASL-IR, LIST-STATUS, as Gmail offers them after
-login) and ``plain_dovecot``, which announces neither SASL-IR nor LIST-STATUS.
+login) and ``plain_dovecot``, which announces neither SASL-IR nor LIST-STATUS. ``GimapFront`` puts
+Gmail's greeting, which carries no capabilities, before either.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import imaplib
 import itertools
+import re
 import secrets
+import select
 import socket
+import ssl
 import threading
 from typing import NamedTuple
 
@@ -22,7 +26,14 @@ from mailgen import make_message
 from memstore import MemoryStore
 from proxy import DroppingProxy
 
-from crm_gmail_sync.engine import STORED, Account, AuthError, check_connection, transport_imap
+from crm_gmail_sync.engine import (
+    STORED,
+    Account,
+    AuthError,
+    SyncError,
+    check_connection,
+    transport_imap,
+)
 from crm_gmail_sync.engine.transport_imap import ImapTransport
 
 CUSTOMER = "anna@customer.example"
@@ -259,6 +270,228 @@ def test_capabilities_not_volunteered(dovecot, mail_user, synced, monkeypatch, c
     assert names(commands)[:4] == ["CAPABILITY", "AUTHENTICATE", "CAPABILITY", "LIST"]
     assert commands[3][1] == LIST_STATUS  # LIST-STATUS learnt from the second CAPABILITY
     assert "STATUS" not in names(commands)
+
+
+# ------------------------------------------------------------------ Gmail's greeting
+# as Gmail greets (the last word differs per connection); no [CAPABILITY ...] code
+GIMAP_GREETING = b"* OK Gimap ready for requests from 127.0.0.1 q7mb1234567wrb\r\n"
+# an AUTHENTICATE with an initial response: a syntax error to a server without SASL-IR
+_AUTHENTICATE_IR = re.compile(rb"(\S+) AUTHENTICATE \S+ \S+", re.IGNORECASE)
+
+
+class GimapFront:
+    """Gmail's front door before a test Dovecot's plain IMAP port, on loopback.
+
+    Each connection is greeted with ``GIMAP_GREETING`` instead of the Dovecot's greeting. With
+    ``tls`` the front ends implicit TLS with the Dovecot's own certificate (connect to ``port``
+    as to its ``imaps_port``); without, the connection stays plain and a STARTTLS goes through
+    to the Dovecot. With ``sasl_ir=False`` (TLS only) an AUTHENTICATE carrying an initial
+    response is answered BAD by the front, as by a server without SASL-IR (Dovecot takes it
+    whatever it announces); ``refused`` counts them. Everything else passes unchanged.
+    """
+
+    def __init__(self, server: Dovecot, tls: bool = True, sasl_ir: bool = True):
+        assert tls or sasl_ir, "the front cannot read commands inside a STARTTLS session"
+        self.target = (server.host, server.imap_port)
+        self.refused = 0
+        self._sasl_ir = sasl_ir
+        self._tls = None
+        if tls:
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(
+                server.base / "tls" / "server.pem", server.base / "tls" / "server.key"
+            )
+        self._closed = False
+        self._workers: list[threading.Thread] = []
+        self._listener = socket.create_server((server.host, 0))
+        self._listener.settimeout(0.1)
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._closed = True  # the connections notice within 0.1 s and end
+        self._thread.join()
+        self._listener.close()
+        for worker in self._workers:
+            worker.join(5)
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            worker = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    def _serve(self, sock: socket.socket) -> None:
+        """One connection, in one thread: an ``SSLSocket`` is never used by two at once."""
+        sock.settimeout(10)
+        try:
+            client = self._tls.wrap_socket(sock, server_side=True) if self._tls else sock
+            with client, socket.create_connection(self.target, timeout=10) as upstream:
+                greeting = b""
+                while b"\r\n" not in greeting:
+                    chunk = upstream.recv(4096)
+                    if not chunk:
+                        return
+                    greeting += chunk
+                assert greeting.startswith(b"* OK [CAPABILITY "), greeting
+                client.sendall(GIMAP_GREETING + greeting.split(b"\r\n", 1)[1])
+                self._relay(client, upstream)
+        except OSError:  # ssl.SSLError included: the client went away
+            pass
+        finally:
+            sock.close()
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        pending = b""  # the client's last line, until complete
+        while not self._closed:
+            if isinstance(client, ssl.SSLSocket) and client.pending():
+                ready = [client]  # decrypted already: select() cannot see it
+            else:
+                ready = select.select([client, upstream], [], [], 0.1)[0]
+            if upstream in ready:
+                if not (data := upstream.recv(65536)):
+                    return
+                client.sendall(data)
+            if client in ready:
+                if not (data := client.recv(65536)):
+                    return
+                if self._sasl_ir:
+                    upstream.sendall(data)
+                    continue
+                *lines, pending = (pending + data).split(b"\r\n")
+                for line in lines:
+                    if m := _AUTHENTICATE_IR.fullmatch(line):
+                        self.refused += 1
+                        client.sendall(m[1] + b" BAD Error in IMAP command received by server.\r\n")
+                    else:
+                        upstream.sendall(line + b"\r\n")
+
+
+def test_gmail_greeting_idle_sync_takes_four_round_trips_after_tcp(
+    dovecot, mail_user, synced, commands
+):
+    store, _ = synced
+    with GimapFront(dovecot) as front, DroppingProxy(front.port, latency=LATENCY) as proxy:
+        commands.clear()
+        store.sync(account(dovecot, mail_user, port=proxy.port))
+    assert store.outcomes == []
+    # no CAPABILITY: the greeting had none, but is known; the login answer had them
+    assert names(commands) == ["AUTHENTICATE", "LIST", "LOGOUT"]
+    assert commands[0][1].split(" ")[0] == "PLAIN" and len(commands[0][1].split(" ")) == 2
+    assert commands[1][1] == LIST_STATUS
+    # TLS hello and finished, AUTHENTICATE, LIST (+ the TCP connect = 5); before: CAPABILITY too
+    assert proxy.round_trips[0] <= 4 and proxy.turns == [proxy.round_trips[0] + 1]
+
+
+def test_gmail_greeting_assumption_does_not_outlive_the_login(dovecot, mail_user):
+    """The assumed list (X-GM-EXT-1 included) gives way to what the server says after login."""
+    with GimapFront(dovecot) as front:
+        with ImapTransport(account(dovecot, mail_user, port=front.port)) as tr:
+            assert "LIST-STATUS" in tr.capabilities  # from the login's answer
+            assert not tr.is_gmail and "XLIST" not in tr.capabilities
+            assert tr.sync_folders() == ["INBOX", "Sent"]
+
+
+def test_gmail_greeting_wrong_password_is_an_auth_error(dovecot, commands):
+    user = new_user(dovecot)
+    with GimapFront(dovecot) as front:
+        commands.clear()
+        with pytest.raises(AuthError) as err:
+            check_connection(account(dovecot, user, port=front.port, password="wrong-Secret-1"))
+    assert "authentication failed" in err.value.server_text.lower()
+    assert "Secret" not in str(err.value)
+    # a NO is a refusal: not tried again, no CAPABILITY asked after it
+    assert names(commands) == ["AUTHENTICATE", "LOGOUT"]
+
+
+def test_gmail_greeting_without_sasl_ir_falls_back(plain_dovecot, commands):
+    """The assumption is wrong: the AUTHENTICATE is answered BAD, CAPABILITY asked, LOGIN used."""
+    user = new_user(plain_dovecot)
+    put(plain_dovecot, user, 1)
+    put(plain_dovecot, user, 2, "Sent")
+    with GimapFront(plain_dovecot, sasl_ir=False) as front:
+        acc = account(plain_dovecot, user, port=front.port)
+        store = MemoryStore([CUSTOMER]).sync(acc)
+        assert store.subjects() == ["Mail 1", "Mail 2"]
+        store.outcomes.clear()
+        commands.clear()
+        store.sync(acc)
+        assert store.outcomes == []
+        assert names(commands) == [
+            "AUTHENTICATE",  # PLAIN with the initial response: BAD
+            "CAPABILITY",
+            "LOGIN",
+            "LIST",
+            "STATUS",
+            "STATUS",
+            "LOGOUT",
+        ]
+        assert front.refused == 2  # one per session, each followed by a working login
+        put(plain_dovecot, user, 3)
+        put(plain_dovecot, user, 4, "Sent")
+        store.sync(acc)  # Gmail's X-GM-* items not asked of a server that never offered them
+        assert store.subjects() == [f"Mail {n}" for n in range(1, 5)] and not store.stored_twice
+        commands.clear()
+        with pytest.raises(AuthError) as err:
+            check_connection(account(plain_dovecot, user, port=front.port, password="wrong-1"))
+    assert "authentication failed" in err.value.server_text.lower()
+    assert names(commands) == ["AUTHENTICATE", "CAPABILITY", "LOGIN", "LOGOUT"]
+
+
+def test_gmail_greeting_without_sasl_ir_xoauth2(plain_dovecot, commands):
+    user = new_user(plain_dovecot)
+    token = "ya29." + secrets.token_urlsafe(32)
+    plain_dovecot.add_token(user.login, token)
+    with GimapFront(plain_dovecot, sasl_ir=False) as front:
+        acc = account(plain_dovecot, user, port=front.port, password=None, oauth_token=token)
+        commands.clear()
+        assert check_connection(acc) == {"folders": ["INBOX", "Sent"], "gmail": False}
+        # with its initial response (BAD), then without it, answering the server's "+"
+        assert names(commands)[:3] == ["AUTHENTICATE", "CAPABILITY", "AUTHENTICATE"]
+        assert [len(args.split(" ")) for _, args in commands[0:3:2]] == [2, 1]
+        plain_dovecot.revoke_token(token)
+        commands.clear()
+        with pytest.raises(AuthError) as err:
+            check_connection(acc)
+    assert "AUTHENTICATIONFAILED" in err.value.server_text and token not in str(err.value)
+    assert names(commands) == ["AUTHENTICATE", "CAPABILITY", "AUTHENTICATE", "LOGOUT"]
+
+
+def test_gmail_greeting_fallback_only_once(dovecot, commands):
+    """A server that answers BAD again, to the login its own CAPABILITY chose, is not retried."""
+    user = new_user(dovecot)
+    with GimapFront(dovecot, sasl_ir=False) as front:  # Dovecot announces SASL-IR all the same
+        commands.clear()
+        with pytest.raises(SyncError) as err:
+            check_connection(account(dovecot, user, port=front.port))
+    assert "BAD" in err.value.server_text
+    assert names(commands) == ["AUTHENTICATE", "CAPABILITY", "AUTHENTICATE", "LOGOUT"]
+    assert front.refused == 2
+
+
+def test_gmail_greeting_starttls_asks_capabilities(dovecot, mail_user, synced, commands):
+    """STARTTLS is asked about, never assumed; after TLS the list is asked again as always."""
+    store, _ = synced
+    with GimapFront(dovecot, tls=False) as front:
+        commands.clear()
+        store.sync(account(dovecot, mail_user, port=front.port, security="starttls"))
+    assert store.outcomes == []
+    assert names(commands) == [
+        "CAPABILITY",
+        "STARTTLS",
+        "CAPABILITY",
+        "AUTHENTICATE",
+        "LIST",
+        "LOGOUT",
+    ]
 
 
 # ------------------------------------------------------------------ the proxy itself

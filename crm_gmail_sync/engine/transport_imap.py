@@ -9,6 +9,10 @@ read from the greeting and the login answer when they carry them, the login is o
 ...)`` (LIST-STATUS) answers the folders and their status, and LOGOUT is not waited
 for. An idle mailbox on such a server (Dovecot, Gmail) costs TCP, TLS, AUTHENTICATE
 and LIST; each extension falls back to the plain commands where it is missing.
+
+Gmail's greeting carries no capabilities, but its list before login is known and stable
+(:data:`KNOWN_GREETINGS`): it is assumed rather than asked. Should the assumption be
+wrong, the AUTHENTICATE it chose is answered BAD, and CAPABILITY is asked after all.
 """
 
 from __future__ import annotations
@@ -62,6 +66,14 @@ _STATUS_RE = re.compile(rb"(UIDNEXT|UIDVALIDITY|MESSAGES) (\d+)")
 _NAME_RE = re.compile(rb'\s*("(?:[^"\\]|\\.)*"|[^\s(]+)')
 # asked of LIST along with the folders where the server offers LIST-STATUS (RFC 5819)
 _LIST_STATUS = "STATUS (UIDVALIDITY UIDNEXT)"
+# Servers whose greeting carries no capabilities, by how its text begins, and what their
+# CAPABILITY answers before login (the same for every account and client address).
+KNOWN_GREETINGS = {
+    b"Gimap ready": (
+        "IMAP4rev1 UNSELECT IDLE NAMESPACE QUOTA ID XLIST CHILDREN X-GM-EXT-1 XYZZY SASL-IR"
+        " AUTH=XOAUTH2 AUTH=PLAIN AUTH=PLAIN-CLIENTTOKEN AUTH=OAUTHBEARER AUTH=XOAUTH"
+    ),
+}
 SENT_NAMES = (
     "Sent",
     "Sent Items",
@@ -237,6 +249,27 @@ def _announced(conn) -> tuple[str, ...] | None:
     return tuple(words) or None
 
 
+def _assumed(welcome) -> tuple[str, ...] | None:
+    """The capabilities :data:`KNOWN_GREETINGS` gives for a greeting line (as imaplib keeps
+    it in ``welcome``) that carries none, in capitals; ``None`` for any other greeting.
+
+    >>> _assumed(b"* OK Gimap ready for requests from 192.0.2.7 q3mb9270158wrb")[:2]
+    ('IMAP4REV1', 'UNSELECT')
+    >>> _assumed(b"* OK Dovecot ready."), _assumed(b"* OK [CAPABILITY IMAP4rev1] Gimap ready")
+    (None, None)
+    """
+    text = bytes(welcome or b"").removeprefix(b"* OK ")
+    for start, capabilities in KNOWN_GREETINGS.items():
+        if text.startswith(start):
+            return tuple(capabilities.upper().split())
+    return None
+
+
+class _NotUnderstood(imaplib.IMAP4.error):
+    """An AUTHENTICATE answered BAD: the server could not parse it, as one without SASL-IR
+    cannot parse an initial response. The text is imaplib's own for a BAD."""
+
+
 class _Challenges:
     """Answers to the challenges of a SASL exchange begun with its initial response.
 
@@ -262,26 +295,55 @@ class _Challenges:
 class _FewerRoundTrips:
     """What the transport adds to imaplib's ``IMAP4`` and ``IMAP4_SSL`` (see :func:`_client`)."""
 
+    #: ``capabilities`` are what :data:`KNOWN_GREETINGS` says, not what the server said
+    capabilities_assumed = False
+
     def _get_capabilities(self):
         # imaplib asks CAPABILITY after the greeting and after STARTTLS. A greeting's
-        # [CAPABILITY ...] code answers it already; after STARTTLS (a command has been sent)
-        # the list learnt before TLS must be discarded and asked again (RFC 3501 6.2.1).
-        announced = _announced(self) if self.tagnum == 0 else None
+        # [CAPABILITY ...] code answers it already, a known greeting without one is taken
+        # at its word; after STARTTLS (a command has been sent) the list learnt before TLS
+        # must be discarded and asked again (RFC 3501 6.2.1).
+        announced = assumed = None
+        if self.tagnum == 0:
+            announced = _announced(self)
+            if announced is None:
+                announced = assumed = _assumed(self.welcome)
         if announced is None:
-            super()._get_capabilities()
+            self.ask_capabilities()
         else:
             self.capabilities = announced
+            self.capabilities_assumed = assumed is not None
+
+    def ask_capabilities(self) -> None:
+        """Send CAPABILITY: ``capabilities`` become what the server answers."""
+        self.capabilities_assumed = False
+        super()._get_capabilities()
+
+    def starttls(self, ssl_context=None):
+        # whether STARTTLS is offered is the server's word, never an assumption's
+        if self.capabilities_assumed:
+            self.ask_capabilities()
+        return super().starttls(ssl_context)
 
     def authenticate_ir(self, mechanism: str, initial: bytes):
         """AUTHENTICATE with the initial response on the command line (SASL-IR, RFC 4959).
 
-        A challenge sent all the same is answered as :class:`_Challenges` says. Refused:
-        raises ``self.error`` with the server's text, as imaplib's ``authenticate`` does;
-        accepted: the state is ``AUTH``.
+        A challenge sent all the same is answered as :class:`_Challenges` says. Refused
+        (``NO``): raises ``self.error`` with the server's text, as imaplib's ``authenticate``
+        does; not understood (``BAD``): raises :class:`_NotUnderstood`, a ``self.error`` with
+        imaplib's text; accepted: the state is ``AUTH``.
         """
         self.literal = _Challenges().answer  # imaplib calls a bound method for each challenge
         response = base64.b64encode(initial).decode("ascii") or "="
-        typ, dat = self._simple_command("AUTHENTICATE", mechanism, response)
+        try:
+            typ, dat = self._simple_command("AUTHENTICATE", mechanism, response)
+        except self.abort:
+            raise
+        except self.error as exc:
+            # imaplib says a BAD only in its text: "<command> command error: BAD [...]"
+            if str(exc).startswith("AUTHENTICATE command error: BAD "):
+                raise _NotUnderstood(*exc.args) from None
+            raise
         if typ != "OK":
             raise self.error(dat[-1].decode("utf-8", "replace"))
         self.state = "AUTH"
@@ -328,7 +390,9 @@ class ImapTransport:
 
         Passwords go as ``AUTHENTICATE PLAIN`` with the initial response where the server
         offers SASL-IR and AUTH=PLAIN, else as ``LOGIN``; tokens as ``AUTHENTICATE XOAUTH2``,
-        with the initial response where SASL-IR is offered.
+        with the initial response where SASL-IR is offered. Where the offer was assumed
+        from a known greeting and the AUTHENTICATE is answered BAD, CAPABILITY is asked and
+        the login made once more as its answer says; a ``NO`` is a refusal either way.
         """
         acc = self.account
         try:
@@ -344,21 +408,36 @@ class ImapTransport:
             self.close()
             raise classify(exc) from None
         try:
-            offered = frozenset(c.upper() for c in (self.conn.capabilities or ()))
-            if acc.oauth_token:
-                if "SASL-IR" in offered:
-                    self.conn.authenticate_ir("XOAUTH2", xoauth2(acc.login, acc.oauth_token))
-                else:
-                    self.conn.authenticate("XOAUTH2", XOAuth2(acc.login, acc.oauth_token))
-            elif "SASL-IR" in offered and "AUTH=PLAIN" in offered:
-                plain = f"\0{acc.login}\0{acc.password or ''}".encode()
-                self.conn.authenticate_ir("PLAIN", plain)
-            else:
-                self.conn.login(acc.login, acc.password or "")
-            self.capabilities = offered | self._fresh_capabilities()
+            assumed = self.conn.capabilities_assumed
+            try:
+                offered = self._log_in()
+            except _NotUnderstood:
+                if not assumed:
+                    raise
+                self.conn.ask_capabilities()
+                assumed = False
+                offered = self._log_in()
+            # an assumed list is no word of this server's: only what it says after login counts
+            self.capabilities = (frozenset() if assumed else offered) | self._fresh_capabilities()
         except Exception as exc:  # noqa: BLE001
             self.close()
             raise classify(exc, during_login=True) from None
+
+    def _log_in(self) -> frozenset[str]:
+        """Authenticate as ``conn.capabilities`` say; return them, in capitals."""
+        acc = self.account
+        offered = frozenset(c.upper() for c in (self.conn.capabilities or ()))
+        if acc.oauth_token:
+            if "SASL-IR" in offered:
+                self.conn.authenticate_ir("XOAUTH2", xoauth2(acc.login, acc.oauth_token))
+            else:
+                self.conn.authenticate("XOAUTH2", XOAuth2(acc.login, acc.oauth_token))
+        elif "SASL-IR" in offered and "AUTH=PLAIN" in offered:
+            plain = f"\0{acc.login}\0{acc.password or ''}".encode()
+            self.conn.authenticate_ir("PLAIN", plain)
+        else:
+            self.conn.login(acc.login, acc.password or "")
+        return offered
 
     def _fresh_capabilities(self) -> frozenset[str]:
         # Servers announce more capabilities after login (RFC 3501 6.2.3), most of them
