@@ -44,11 +44,12 @@ pg_stop() {  # DIR
     pg_as_owner "$bin/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
-odoo_addons_path() {  # Odoo's own addons directories, then this repository
+odoo_addons_path() {  # Odoo's own addons directories (and pip-installed addons such as
+    # OCA queue_job, in site-packages/odoo/addons), then this repository
     python3 - "$1" <<'PY'
-import os, sys
+import glob, os, sys
 import odoo.addons
-paths = [p for p in odoo.addons.__path__ if os.path.isdir(os.path.join(p, "crm"))]
+paths = [p for p in odoo.addons.__path__ if glob.glob(os.path.join(p, "*", "__manifest__.py"))]
 print(",".join(paths + [sys.argv[1]]))
 PY
 }

@@ -1,14 +1,36 @@
 """The sync engine of crm_gmail_sync: pure Python, never imports odoo.
 
-The Odoo layer calls :func:`sync_mailbox` and :func:`check_connection` and
-maps the dataclasses of :mod:`.types` and the errors of :mod:`.errors` to
-records and mailbox state.
+The Odoo layer implements the :class:`~.port.MailboxPort` (customers, known keys,
+store), calls :func:`run_sync` (or iterates :func:`sync_mailbox`) and
+:func:`check_connection`, and maps the dataclasses of :mod:`.types` and the errors
+of :mod:`.errors` to records and mailbox state; :func:`~.backoff.next_delay` says
+when to try a failed mailbox again.
 """
 
 from .addresses import normalize_email, normalize_set, parse_addresses
-from .errors import KINDS, AuthError, NetworkError, ProtocolError, SyncError, TlsError
+from .backoff import next_delay
+from .errors import (
+    KINDS,
+    THROTTLED,
+    AuthError,
+    NetworkError,
+    ProtocolError,
+    SyncError,
+    ThrottledError,
+    TlsError,
+    backs_off,
+)
 from .mime import parse_headers, parse_message
-from .sync import Options, check_connection, owner_addresses, sync_mailbox
+from .port import MailboxPort
+from .preview import PREVIEW_LENGTH, make_preview
+from .sync import (
+    SKIPPED_REASON,
+    Options,
+    check_connection,
+    owner_addresses,
+    run_sync,
+    sync_mailbox,
+)
 from .types import (
     DUPLICATE,
     NOT_CUSTOMER,
@@ -32,7 +54,10 @@ __all__ = [
     "KINDS",
     "NOT_CUSTOMER",
     "OUTCOMES",
+    "PREVIEW_LENGTH",
+    "SKIPPED_REASON",
     "STORED",
+    "THROTTLED",
     "UNPARSEABLE",
     "Account",
     "Address",
@@ -41,6 +66,7 @@ __all__ = [
     "Batch",
     "FolderCursor",
     "HeaderInfo",
+    "MailboxPort",
     "NetworkError",
     "Options",
     "Outcome",
@@ -49,13 +75,18 @@ __all__ = [
     "SyncError",
     "SyncReport",
     "SyncState",
+    "ThrottledError",
     "TlsError",
+    "backs_off",
     "check_connection",
+    "make_preview",
+    "next_delay",
     "normalize_email",
     "normalize_set",
     "owner_addresses",
     "parse_addresses",
     "parse_headers",
     "parse_message",
+    "run_sync",
     "sync_mailbox",
 ]

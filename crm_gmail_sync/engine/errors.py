@@ -4,6 +4,19 @@ Every failure the engine raises is a :class:`SyncError` with a ``kind`` the
 caller can map to its own (translated) message, an English ``message`` for
 logs and tests, and ``server_text``: the server's own words when it said
 something. Secrets never appear in any of them.
+
+What a caller does next depends on the kind alone (:func:`backs_off`):
+
+- ``auth`` and ``disabled`` wait for the user: new credentials, or IMAP/POP enabled
+  in the account. Retrying on a clock would only repeat the refusal (and Gmail locks
+  accounts that keep failing logins).
+- ``network``, ``throttled``, ``protocol`` and ``tls`` are retried later, with the
+  delays of :mod:`.backoff`: a dropped connection, a server asking to slow down, an
+  answer we could not use or a certificate being renewed may all be gone next time,
+  and none of them is fixed by the user typing a password again. ``throttled`` is the
+  server's word about this mailbox only (Gmail's ``[THROTTLED]``, ``[OVERQUOTA]``,
+  ``[UNAVAILABLE]``, "Too many simultaneous connections"; POP3's ``[IN-USE]`` and
+  ``[SYS/TEMP]``): it backs off that mailbox, never the others of the same server.
 """
 
 from __future__ import annotations
@@ -18,7 +31,24 @@ DISABLED = "disabled"  # the account refuses IMAP/POP access (Gmail setting)
 TLS = "tls"  # handshake or certificate verification failed
 NETWORK = "network"  # unreachable, refused, timed out, connection dropped
 PROTOCOL = "protocol"  # the server answered something we cannot work with
-KINDS = (AUTH, DISABLED, TLS, NETWORK, PROTOCOL)
+THROTTLED = "throttled"  # the server asks this mailbox to slow down or come back later
+KINDS = (AUTH, DISABLED, TLS, NETWORK, PROTOCOL, THROTTLED)
+#: Kinds that wait for the user (new credentials, access enabled): never retried on a clock.
+WAITS_FOR_USER = frozenset({AUTH, DISABLED})
+
+# How servers say "not now, this account": Gmail's IMAP response codes (RFC 5530 style) and
+# texts, POP3's extended response codes (RFC 2449, RFC 3206) and Dovecot's connection limit.
+# Matched case-insensitively anywhere in the server's text, login answers included.
+_THROTTLE_MARKERS = (
+    "[throttled]",
+    "[overquota]",
+    "[unavailable]",
+    "[in-use]",
+    "[sys/temp]",
+    "too many simultaneous connections",
+    "exceeded command or bandwidth limits",
+    "maximum number of connections",
+)
 
 _MESSAGES = {
     AUTH: "The server refused the login: check the address, the password (for Gmail an "
@@ -29,13 +59,20 @@ _MESSAGES = {
     "trusted or does not match the host name.",
     NETWORK: "The mail server could not be reached or dropped the connection.",
     PROTOCOL: "The mail server answered in a way this mailbox cannot use.",
+    THROTTLED: "The mail server asked this mailbox to slow down (too many connections or "
+    "requests, or a quota reached); it is tried again later.",
 }
 
 
 class SyncError(Exception):
-    """Base of every classified failure."""
+    """Base of every classified failure.
+
+    Raised out of :func:`~.sync.run_sync`, it carries in ``report`` the
+    :class:`~.types.SyncReport` of the batches stored before it (``None`` elsewhere).
+    """
 
     kind = PROTOCOL
+    report = None
 
     def __init__(self, message: str | None = None, server_text: str = ""):
         self.message = message or _MESSAGES[self.kind]
@@ -63,6 +100,54 @@ class ProtocolError(SyncError):
     kind = PROTOCOL
 
 
+class ThrottledError(SyncError):
+    """The server refused this mailbox for now (rate, quota, connection limit): not a
+    wrong password, even when it said so in answer to the login."""
+
+    kind = THROTTLED
+
+
+def backs_off(kind: str) -> bool:
+    """Whether a failure of ``kind`` is retried later on a clock (see :mod:`.backoff`),
+    rather than waiting for the user to enter new credentials or enable access.
+
+    Unknown kinds (say, one stored by an older version) are retried.
+
+    >>> [k for k in KINDS if backs_off(k)]
+    ['tls', 'network', 'protocol', 'throttled']
+    """
+    return kind not in WAITS_FOR_USER
+
+
+def is_throttle(text) -> bool:
+    """Whether a server's text says "slow down, this account" (see :class:`ThrottledError`).
+
+    >>> is_throttle(b"NO [ALERT] Too many simultaneous connections. (Failure)")
+    True
+    >>> is_throttle("-ERR [IN-USE] Mailbox locked by another session")
+    True
+    >>> is_throttle("[AUTHENTICATIONFAILED] Invalid credentials (Failure)")
+    False
+    """
+    low = _text(text).lower()
+    return any(marker in low for marker in _THROTTLE_MARKERS)
+
+
+def throttled(exc: SyncError) -> SyncError:
+    """``exc`` as a :class:`ThrottledError` when its server text is a throttle answer,
+    else ``exc`` itself: for errors classified before their text was looked at (a ``NO``
+    to a FETCH is a :class:`ProtocolError` where the transport sees it).
+
+    >>> throttled(ProtocolError(server_text="[THROTTLED] Slow down")).kind
+    'throttled'
+    >>> throttled(ProtocolError(server_text="BAD command")).kind
+    'protocol'
+    """
+    if exc.kind == THROTTLED or not is_throttle(exc.server_text):
+        return exc
+    return ThrottledError(server_text=exc.server_text)
+
+
 def _text(value) -> str:
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value).decode("utf-8", "replace")
@@ -75,16 +160,24 @@ def classify(exc: BaseException, during_login: bool = False) -> SyncError:
     """Map a socket/ssl/imaplib/poplib exception to a :class:`SyncError`.
 
     ``during_login`` says the error came from the authentication command, so a
-    plain protocol "NO"/"-ERR" means the credentials were refused.
+    plain protocol "NO"/"-ERR" means the credentials were refused, unless the server
+    said it throttles the account (:func:`is_throttle`): that is no wrong password.
 
     >>> classify(ConnectionRefusedError(111, "Connection refused")).kind
     'network'
     >>> classify(imaplib.IMAP4.error("[AUTHENTICATIONFAILED] nope"), during_login=True).kind
     'auth'
+    >>> classify(imaplib.IMAP4.error("[ALERT] Too many simultaneous connections. (Failure)"),
+    ...          during_login=True).kind
+    'throttled'
+    >>> classify(poplib.error_proto(b"-ERR [SYS/TEMP] try later"), during_login=True).kind
+    'throttled'
     """
     if isinstance(exc, SyncError):
-        return exc
+        return throttled(exc)
     server = _text(exc.args[0] if exc.args else exc)
+    if isinstance(exc, (imaplib.IMAP4.error, poplib.error_proto)) and is_throttle(server):
+        return ThrottledError(server_text=server)  # IMAP4.abort included (a BYE)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return TlsError(server_text=getattr(exc, "verify_message", "") or server)
     if isinstance(exc, ssl.SSLError):

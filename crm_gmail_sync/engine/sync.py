@@ -1,6 +1,11 @@
 """The sync run: plan what to fetch, decide header-first, hand batches to the caller.
 
-Usage (the caller owns storage and the persisted cursor)::
+Usage: the caller implements the :class:`~.port.MailboxPort` (which addresses are
+customers, which messages it has, store a batch) and calls :func:`run_sync`::
+
+    report = run_sync(account, state, port, Options(deadline=clock() + 600))
+
+or iterates the batches itself (``store`` then ``persist`` is what ``port.store`` does)::
 
     for batch in sync_mailbox(account, state, customer_filter, known_keys):
         store(batch.messages)       # e.g. one create() for the whole batch
@@ -9,18 +14,30 @@ Usage (the caller owns storage and the persisted cursor)::
 A crash or dropped connection anywhere leaves the persisted state at the last
 stored batch: the next run fetches the rest again, and messages that were
 stored but whose state was not persisted come back as duplicates (the caller's
-``known_keys`` knows them), never twice as mail.
+``known_keys`` knows them), never twice as mail. A run that reaches its
+``Options.deadline`` stops the same way, between two batches, after handing over
+the cursor's progress: the next run resumes there (see :mod:`.planner`).
+
+A message at which runs keep dying (the worker killed by the system while it
+downloads or parses it) is found by the caller through ``Options.on_fetch`` (the
+messages in flight), narrowed with ``Options.isolate`` and passed with
+``Options.skip``: it is reported unparseable, remembered in the cursor
+(``FolderCursor.skipped``) and tried again with ``Options.retry_skipped``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from . import planner
 from .addresses import normalize_set
-from .errors import SyncError, classify
+from .errors import SyncError, classify, throttled
 from .mime import parse_headers, parse_message
+from .port import MailboxPort
 from .transport_imap import ImapTransport
 from .transport_pop3 import Pop3Transport
 from .types import (
@@ -31,25 +48,49 @@ from .types import (
     UNPARSEABLE,
     Account,
     Batch,
-    FolderCursor,
     HeaderInfo,
     Outcome,
+    SyncReport,
     SyncState,
 )
 
 CustomerFilter = Callable[[set], set]
 KnownKeys = Callable[[list], set]
 POP3_FOLDER = "INBOX"
+#: The reason of a message passed unread because of ``Options.skip``.
+SKIPPED_REASON = "skipped: the sync stopped at this message repeatedly"
 
 
 @dataclass
 class Options:
-    """Tuning of a run. ``since_days`` bounds a first sync (0 = everything)."""
+    """Tuning of a run.
+
+    - ``since_days`` bounds a first sync (0 = everything); ``batch_size`` headers are
+      decided together, and the bodies of one batch stay under ``batch_bytes``.
+    - ``deadline``: a value of ``clock()`` after which the run stops between two
+      batches, once it has handed over at least one (so that every run progresses);
+      :attr:`.SyncReport.finished` then says False, and the next run resumes.
+    - ``isolate``: download one message per body fetch (after repeated crashes, so that
+      ``on_fetch`` names the one message at fault).
+    - ``skip``: ``(folder, uid)`` of messages to pass without downloading them (``uid``
+      as text: the IMAP UID or the POP3 UIDL): reported unparseable
+      (:data:`SKIPPED_REASON`) and remembered in the cursor; ``retry_skipped``: try the
+      remembered ones again in this run (after the new mail).
+    - ``on_fetch(folder, uids)`` is called just before the bodies of ``uids`` are
+      downloaded: a caller that records it durably knows, after a crash, which
+      messages were in flight.
+    """
 
     since_days: int = 90
     batch_size: int = 500
     batch_bytes: int = 32 * 1024 * 1024
     now: dt.datetime | None = None
+    deadline: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic)
+    isolate: bool = False
+    skip: frozenset[tuple[str, str]] = frozenset()
+    retry_skipped: bool = False
+    on_fetch: Callable[[str, list[str]], None] | None = None
 
     def since(self) -> dt.date | None:
         if not self.since_days:
@@ -68,11 +109,27 @@ def check_connection(account: Account) -> dict:
 
     Returns ``{"folders": [...], "gmail": bool}``; raises :class:`SyncError`.
     """
-    if account.protocol == PROTOCOL_POP3:
-        with Pop3Transport(account) as tr:
-            return {"folders": [POP3_FOLDER], "gmail": False, "messages": len(tr.uidl())}
-    with ImapTransport(account) as tr:
-        return {"folders": tr.sync_folders(), "gmail": tr.is_gmail}
+    with _classified():
+        if account.protocol == PROTOCOL_POP3:
+            with Pop3Transport(account) as tr:
+                return {"folders": [POP3_FOLDER], "gmail": False, "messages": len(tr.uidl())}
+        with ImapTransport(account) as tr:
+            return {"folders": tr.sync_folders(), "gmail": tr.is_gmail}
+
+
+@contextlib.contextmanager
+def _classified():
+    """Every failure out of here a classified :class:`SyncError`, throttles recognised
+    whatever the transport made of them."""
+    try:
+        yield
+    except SyncError as exc:
+        refined = throttled(exc)
+        if refined is exc:
+            raise
+        raise refined from None
+    except (OSError, EOFError) as exc:
+        raise classify(exc) from None
 
 
 def sync_mailbox(
@@ -92,20 +149,47 @@ def sync_mailbox(
     ``known_keys(keys)`` returns the dedupe keys already stored. Each is called
     once per header batch. Non-customer mail is never downloaded. Raises
     :class:`SyncError` on connection, login or protocol failure; the batches
-    yielded before stay valid.
+    yielded before stay valid. At ``options.deadline`` the batches just end (see
+    :func:`run_sync` to know whether they did).
     """
     run = _Run(account, state, customer_filter, known_keys, options or Options())
+    yield from run.batches()
+
+
+def run_sync(
+    account: Account,
+    state: SyncState | None,
+    port: MailboxPort,
+    options: Options | None = None,
+) -> SyncReport:
+    """Sync one mailbox through ``port``: :func:`sync_mailbox` with
+    ``port.customers`` and ``port.known_keys``, each batch handed to ``port.store``
+    (its messages, then its cursor; the caller commits).
+
+    Returns a :class:`SyncReport`: the counts per outcome and the number of batches
+    stored, ``finished`` False when ``options.deadline`` cut the run short (mail is
+    left: run again), and ``state``, the last state stored. Raises
+    :class:`SyncError` as :func:`sync_mailbox` does, with the report of the batches
+    stored before it in ``report``; an exception of ``port.store`` propagates as it is
+    (that batch counts as not stored).
+    """
+    run = _Run(account, state, port.customers, port.known_keys, options or Options())
+    report = SyncReport(state=run.state.clone())
+    batches = run.batches()
     try:
-        if account.protocol == PROTOCOL_POP3:
-            with Pop3Transport(account) as tr:
-                yield from run.pop3(tr)
-        else:
-            with ImapTransport(account) as tr:
-                yield from run.imap(tr)
-    except SyncError:
+        for batch in batches:
+            port.store(batch)
+            report.batches += 1
+            report.add(batch.outcomes)
+            report.state = batch.state
+    except SyncError as exc:
+        report.finished = False
+        exc.report = report
         raise
-    except (OSError, EOFError) as exc:
-        raise classify(exc) from None
+    finally:
+        batches.close()  # the connection is closed now, not when garbage collected
+    report.finished = not run.cut
+    return report
 
 
 class _Run:
@@ -118,25 +202,44 @@ class _Run:
         self.owner = owner_addresses(account)
         self.run_keys: set[str] = set()
         self._yielded = self.state.to_json()  # the state the caller last received
+        self.progressed = False  # a batch covering messages was handed over
+        self.cut = False  # the deadline stopped the run with mail left
+
+    def batches(self) -> Iterator[Batch]:
+        with _classified():
+            if self.account.protocol == PROTOCOL_POP3:
+                with Pop3Transport(self.account) as tr:
+                    yield from self.pop3(tr)
+            else:
+                with ImapTransport(self.account) as tr:
+                    yield from self.imap(tr)
+
+    def _over(self) -> bool:
+        """Whether the deadline has passed (never before the first batch: every run
+        progresses). Once True, the run is cut: it stops at the next boundary."""
+        deadline = self.opts.deadline
+        if not self.cut and deadline is not None and self.progressed:
+            self.cut = self.opts.clock() >= deadline
+        return self.cut
 
     # ---------------------------------------------------------------- IMAP
     def imap(self, tr: ImapTransport) -> Iterator[Batch]:
         for i, folder in enumerate(tr.sync_folders()):  # INBOX, then the Sent folder
+            if self._over():
+                break
             yield from self._imap_folder(tr, folder, sent_folder=i == 1)
+            yield from self._progress(folder)  # the cursor's own progress, cut or not
 
     def _imap_folder(
         self, tr: ImapTransport, folder: str, sent_folder: bool = False
     ) -> Iterator[Batch]:
         cur = self.state.folders.get(folder)
         validity, uidnext = tr.status(folder)
-        if cur is not None and cur.uidvalidity == validity and cur.backfill_done:
-            if uidnext and uidnext - 1 <= cur.high:
-                return  # nothing new: no SELECT, no SEARCH
+        if not planner.needs_examine(cur, validity, uidnext, self.opts.retry_skipped):
+            return  # nothing new: no SELECT, no SEARCH
         validity, uidnext = tr.examine(folder)
-        if cur is None or cur.uidvalidity != validity:
-            cur = FolderCursor(uidvalidity=validity)  # first sync, or a re-scan
-        self.state.folders[folder] = cur
-        top = uidnext - 1 if uidnext else None  # UIDs up to here existed when we looked
+        plan = planner.plan_imap(cur, validity, uidnext)  # a fresh cursor on a re-scan
+        cur = self.state.folders[folder] = plan.cursor
 
         def fetch_headers(uids):
             heads = {}
@@ -155,45 +258,60 @@ class _Run:
                 )
             return heads
 
-        if cur.high or cur.backfill_done:  # incremental: everything above high, oldest first
+        if plan.incremental:  # everything above high, oldest first
             new = tr.uids_above(cur.high)
-            for keys, msgs, outs, sent_from, _last in self._work(
+            for keys, skipped, msgs, outs, sent_from, _last in self._work(
                 folder, new, fetch_headers, tr.fetch_bodies
             ):
-                cur.high = max(cur.high, *keys)
+                planner.after_incremental(cur, keys)
+                planner.note_skipped(cur, keys, skipped)
                 yield self._batch(folder, msgs, outs, sent_from)
-        first = cur.high == 0
-        cur.high = max(cur.high, top or 0)
+            if self.cut:
+                return  # high stays below the UIDs not fetched yet
+            planner.incremental_done(cur, plan.top)
         if not cur.backfill_done:  # back-fill window, newest first, below low
-            window = tr.uids_since(self.opts.since())
-            window = [u for u in window if (first or u < cur.low) and (top is None or u <= top)]
-            window.sort(reverse=True)
-            cur.backfill_done = not window
-            for keys, msgs, outs, sent_from, last in self._work(
+            window = planner.backfill_window(tr.uids_since(self.opts.since()), cur, plan.top)
+            if not window:
+                planner.nothing_to_backfill(cur, plan.top)
+            for keys, skipped, msgs, outs, sent_from, last in self._work(
                 folder, window, fetch_headers, tr.fetch_bodies
             ):
-                cur.high = max(cur.high, *keys)
-                cur.low = min(keys)
-                cur.backfill_done = last
+                planner.after_backfill(cur, keys, last, plan.top)
+                planner.note_skipped(cur, keys, skipped)
                 yield self._batch(folder, msgs, outs, sent_from)
+            if self.cut:
+                return  # resumed below low next time
+        if self.opts.retry_skipped and cur.skipped:
+            retry = [int(u) for u in planner.retry_list(cur) if u.isdigit()]
+            for keys, skipped, msgs, outs, sent_from, _last in self._work(
+                folder, retry, fetch_headers, tr.fetch_bodies
+            ):
+                planner.note_skipped(cur, keys, skipped)
+                yield self._batch(folder, msgs, outs, sent_from)
+
+    def _progress(self, folder) -> Iterator[Batch]:
+        """A batch without messages when the state moved since the last one handed
+        over (a folder found empty, a re-scan started, UIDs found expunged)."""
         if self.state.to_json() != self._yielded:
-            yield self._batch(folder, [], [])  # persist the cursor's own progress
+            yield self._batch(folder, [], [])
 
     # ---------------------------------------------------------------- POP3
     def pop3(self, tr: Pop3Transport) -> Iterator[Batch]:
         folder = POP3_FOLDER
-        listing = tr.uidl()
-        cur = self.state.folders.get(folder) or FolderCursor()
-        present = {u for _, u in listing}
-        cur.seen = [u for u in cur.seen if u in present]  # forget what the server dropped
-        self.state.folders[folder] = cur
-        seen = set(cur.seen)
-        number = {u: n for n, u in listing}
-        todo = [u for _, u in reversed(listing) if u not in seen]  # newest first
-        since = None if cur.backfill_done else self.opts.since()
-        sizes = tr.sizes() if todo else {}
+        yield from self._pop3(tr, folder)
+        yield from self._progress(folder)
 
-        def fetch_headers(uidls):
+    def _pop3(self, tr: Pop3Transport, folder: str) -> Iterator[Batch]:
+        listing = tr.uidl()
+        cur = planner.plan_pop3(self.state.folders.get(folder), listing)
+        self.state.folders[folder] = cur
+        number = {u: n for n, u in listing}
+        todo = planner.pop3_todo(cur, listing)  # newest first
+        retry = planner.retry_list(cur) if self.opts.retry_skipped else []
+        sizes = tr.sizes() if todo or retry else {}
+        window = None if cur.backfill_done else self.opts.since()
+
+        def fetch_headers(uidls, since=window):
             out = {}
             for u in uidls:
                 head = self._header(folder, u, tr.headers(number[u]), sizes.get(number[u], 0))
@@ -210,15 +328,21 @@ class _Run:
         def fetch_bodies(uidls):
             return {u: tr.message(number[u]) for u in uidls}
 
-        for keys, msgs, outs, _sent_from, last in self._work(
+        for keys, skipped, msgs, outs, _sent_from, last in self._work(
             folder, todo, fetch_headers, fetch_bodies
         ):
-            cur.seen.extend(keys)
-            cur.backfill_done = cur.backfill_done or last
+            planner.after_pop3(cur, keys, last)
+            planner.note_skipped(cur, keys, skipped)
             yield self._batch(folder, msgs, outs)
+        if self.cut:
+            return  # the first sync's window still applies to what is left
         cur.backfill_done = True
-        if self.state.to_json() != self._yielded:
-            yield self._batch(folder, [], [])
+        if retry:
+            for keys, skipped, msgs, outs, _sent_from, _last in self._work(
+                folder, retry, lambda uidls: fetch_headers(uidls, since=None), fetch_bodies
+            ):
+                planner.note_skipped(cur, keys, skipped)
+                yield self._batch(folder, msgs, outs)
 
     # ---------------------------------------------------------------- shared
     def _header(
@@ -270,31 +394,47 @@ class _Run:
         return accepted, outcomes
 
     def _work(self, folder, order: list, fetch_headers, fetch_bodies) -> Iterable:
-        """Process keys in ``order``: yield ``(keys covered, messages, outcomes, sent_from,
-        is_last)``.
+        """Process keys in ``order``: yield ``(keys covered, keys skipped, messages,
+        outcomes, sent_from, is_last)``.
 
         Header batches hold ``batch_size`` keys; a header batch is split further
-        so that the bodies of one yielded batch stay under ``batch_bytes``.
-        ``sent_from``: see :attr:`Batch.sent_from`, from the headers of the keys covered.
+        so that the bodies of one yielded batch stay under ``batch_bytes`` (one body
+        each with ``isolate``). ``sent_from``: see :attr:`Batch.sent_from`, from the
+        headers of the keys covered. Stops early, setting ``cut``, when the deadline
+        has passed before a header batch or a body group.
         """
         size = max(1, self.opts.batch_size)
+        skip = self.opts.skip
         for start in range(0, len(order), size):
+            if self._over():
+                return
             chunk = order[start : start + size]
             heads = fetch_headers(chunk)
             accepted, outcomes = self._decide(folder, heads)
+            passed = {k for k in accepted if (folder, str(k)) in skip}
+            for key in passed:
+                head = accepted.pop(key)
+                self.run_keys.discard(head.dedupe_key)  # another copy may be stored
+                outcomes[key] = Outcome(
+                    folder, head.uid, UNPARSEABLE, head.dedupe_key, SKIPPED_REASON
+                )
             groups, group, weight = [], [], 0
             for key in chunk:
                 group.append(key)
                 if key in accepted:
                     weight += accepted[key].size
-                    if weight >= self.opts.batch_bytes:
+                    if weight >= self.opts.batch_bytes or self.opts.isolate:
                         groups.append(group)
                         group, weight = [], 0
             if group:
                 groups.append(group)
             last_chunk = start + size >= len(order)
             for i, keys in enumerate(groups):
+                if i and self._over():
+                    return
                 want = [k for k in keys if k in accepted]
+                if want and self.opts.on_fetch:
+                    self.opts.on_fetch(folder, [str(k) for k in want])
                 bodies = fetch_bodies(want) if want else {}
                 messages, outs = [], []
                 for key in keys:
@@ -305,8 +445,10 @@ class _Run:
                         outs.append(out)
                     elif key in outcomes:
                         outs.append(outcomes[key])
+                skipped = [k for k in keys if k in passed]
                 sent_from = self._sent_from(heads.get(key) for key in keys)
-                yield keys, messages, outs, sent_from, last_chunk and i == len(groups) - 1
+                self.progressed = True
+                yield keys, skipped, messages, outs, sent_from, last_chunk and i == len(groups) - 1
 
     def _sent_from(self, heads) -> frozenset[str]:
         """The From addresses of Sent-folder headers that are not owner addresses."""

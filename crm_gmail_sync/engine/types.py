@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from .preview import make_preview
+
 # Outcomes a message can have in a sync run.
 STORED = "stored"
 NOT_CUSTOMER = "not_customer"
@@ -136,7 +138,9 @@ class HeaderInfo:
 
 @dataclass
 class ParsedMessage:
-    """A fully downloaded and parsed customer email."""
+    """A fully downloaded and parsed customer email, ready to store: besides the parsed
+    headers and bodies, :attr:`roles` (who took part, and how) and :attr:`preview`
+    (the text a list shows), derived here so that no caller derives them again."""
 
     header: HeaderInfo
     thread_key: str
@@ -150,6 +154,44 @@ class ParsedMessage:
     @property
     def dedupe_key(self) -> str:
         return self.header.dedupe_key
+
+    @property
+    def roles(self) -> list[tuple[str, Address]]:
+        """``(role, address)`` of each participant, once, by its first role in the order
+        ``from``, ``to``, ``cc``, ``reply_to``, then ``bcc`` (only on the owner's *sent*
+        mail). Only addresses among :attr:`participants` appear, so never the owner's
+        nor, in the Sent folder, the sending identity.
+
+        >>> head = HeaderInfo("INBOX", "1", "k", from_=[Address("a@x.io", "A")],
+        ...                   to=[Address("me@y.io"), Address("b@x.io")],
+        ...                   cc=[Address("a@x.io")], bcc=[Address("c@x.io")])
+        >>> msg = ParsedMessage(head, "t", participants=["a@x.io", "b@x.io", "c@x.io"])
+        >>> [(role, a.email) for role, a in msg.roles]
+        [('from', 'a@x.io'), ('to', 'b@x.io')]
+        """
+        head = self.header
+        groups = [("from", head.from_), ("to", head.to), ("cc", head.cc)]
+        groups.append(("reply_to", head.reply_to))
+        if head.direction == DIRECTION_SENT:
+            groups.append(("bcc", head.bcc))
+        wanted, seen, out = set(self.participants), set(), []
+        for role, addresses in groups:
+            for address in addresses:
+                if address.email in wanted and address.email not in seen:
+                    seen.add(address.email)
+                    out.append((role, address))
+        return out
+
+    @property
+    def preview(self) -> str:
+        """The first :data:`.preview.PREVIEW_LENGTH` characters of the text a reader sees, white
+        space collapsed: of the HTML body when there is one (never what a sanitiser drops:
+        scripts, styles, the head, comments), else of the text body. See :mod:`.preview`.
+
+        >>> ParsedMessage(HeaderInfo("INBOX", "1", "k"), "t", body_text="Hi\\n\\n  there").preview
+        'Hi there'
+        """
+        return make_preview(self.body_text, self.body_html)
 
 
 @dataclass
@@ -171,6 +213,9 @@ class FolderCursor:
     IMAP: every UID in ``[low, high]`` inside the back-fill window has been
     handled; ``backfill_done`` once nothing below ``low`` remains.
     POP3: ``seen`` holds the UIDLs already handled.
+    Both: ``skipped`` holds the UIDs (as text) or UIDLs passed without being read
+    because the sync kept dying at them (``Options.skip``): handled as far as the cursor
+    goes, kept for a later retry (``Options.retry_skipped``).
     """
 
     uidvalidity: int = 0
@@ -178,6 +223,7 @@ class FolderCursor:
     low: int = 0
     backfill_done: bool = False
     seen: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -194,6 +240,7 @@ class SyncState:
                 "low": c.low,
                 "backfill_done": c.backfill_done,
                 "seen": list(c.seen),
+                "skipped": list(c.skipped),
             }
             for name, c in self.folders.items()
         }
@@ -208,6 +255,7 @@ class SyncState:
                 low=int(c.get("low", 0)),
                 backfill_done=bool(c.get("backfill_done", False)),
                 seen=list(c.get("seen", [])),
+                skipped=[str(u) for u in c.get("skipped", [])],  # absent before skipping existed
             )
         return cls(folders=folders)
 
@@ -234,13 +282,32 @@ class Batch:
     # to be offered as aliases; always empty for INBOX and POP3
     sent_from: frozenset[str] = frozenset()
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """``outcome -> number of messages`` of this batch, every outcome present.
+
+        >>> Batch("INBOX", [], [Outcome("INBOX", "1", STORED)], SyncState()).counts
+        {'stored': 1, 'not_customer': 0, 'duplicate': 0, 'unparseable': 0}
+        """
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for o in self.outcomes:
+            counts[o.status] = counts.get(o.status, 0) + 1
+        return counts
+
 
 @dataclass
 class SyncReport:
-    """Counts of one sync run, per outcome."""
+    """What one sync run did: counts per outcome and the batches handed over.
+
+    ``finished`` is False when the run stopped at its deadline with mail left (the next
+    run resumes from ``state``); ``state`` is the state of the last batch handed over,
+    or the one the run started from when it handed over none.
+    """
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     batches: int = 0
+    finished: bool = True
+    state: SyncState | None = None
 
     def add(self, outcomes: list[Outcome]) -> None:
         for o in outcomes:

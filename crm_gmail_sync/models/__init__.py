@@ -7,12 +7,18 @@ from . import (
 )
 
 # isort: split
+# The mailbox's configuration, then the files that extend it: credentials, scheduler, sink.
+from . import crm_gmail_mailbox
+
+# isort: split
 from . import (
-    crm_gmail_mailbox,
+    crm_gmail_credential,
     crm_gmail_mailbox_alias,
     crm_gmail_message,
     crm_gmail_message_address,
+    crm_gmail_scheduler,
     crm_gmail_share,
+    crm_gmail_sink,
     crm_lead,
     ir_attachment,
     mail_activity,

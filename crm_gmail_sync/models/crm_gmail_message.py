@@ -4,13 +4,10 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.osv import expression
 from odoo.tools import SQL, html_sanitize, plaintext2html
-from odoo.tools.mail import html_to_inner_content
 
 from ..engine.types import DIRECTION_SENT
 from .ir_attachment import STORE_CONTEXT
 from .res_groups import GROUP_SEAT
-
-PREVIEW_LENGTH = 200
 
 PARAM_ADMIN_READS_ALL = "crm_gmail_sync.admin_reads_all"
 
@@ -306,13 +303,16 @@ class CrmGmailMessage(models.Model):
     @api.model
     def _create_from_engine(self, mailbox, parsed_messages, owner):
         """Store the engine's :class:`ParsedMessage` list of ``mailbox``: one ``create``
-        each for the emails, their participants and their attachments."""
+        each for the emails, their participants and their attachments.
+
+        The engine decided the participants' roles and the preview (``msg.roles``,
+        ``msg.preview``); ``owner`` is no longer needed and kept for the callers."""
         if not parsed_messages:
             return self.browse()
         records = self.create([_no_nul(self._engine_vals(mailbox, msg)) for msg in parsed_messages])
         address_vals, attachment_vals = [], []
         for record, msg in zip(records, parsed_messages):
-            address_vals += map(_no_nul, self._engine_address_vals(record, msg, owner))
+            address_vals += map(_no_nul, self._engine_address_vals(record, msg))
             attachment_vals += [
                 _no_nul(
                     {
@@ -347,9 +347,6 @@ class CrmGmailMessage(models.Model):
             body = html_sanitize(msg.body_html, sanitize_attributes=True, sanitize_form=True)
         else:
             body = plaintext2html(msg.body_text) if msg.body_text else False
-        # the preview is what the reader sees, as mail.message's: never text the sanitiser
-        # removed from the raw HTML (style, script, comments)
-        text = html_to_inner_content(body) if body else ""
         return {
             "mailbox_id": mailbox.id,
             "owner_id": mailbox.user_id.id,
@@ -362,7 +359,8 @@ class CrmGmailMessage(models.Model):
             "date": date or fields.Datetime.now(),
             "subject": head.subject or False,
             "body_html": body,
-            "preview": " ".join(text.split())[:PREVIEW_LENGTH] or False,
+            # what the reader sees: never text the sanitiser removes (see engine/preview.py)
+            "preview": msg.preview or False,
             "thread_key": msg.thread_key or False,
             "message_id_header": head.message_id or False,
             "in_reply_to": head.in_reply_to or False,
@@ -375,33 +373,16 @@ class CrmGmailMessage(models.Model):
         }
 
     @api.model
-    def _engine_address_vals(self, record, msg, owner):
-        head = msg.header
-        participants = set(msg.participants)
-        roles = [
-            ("from", head.from_),
-            ("to", head.to),
-            ("cc", head.cc),
-            ("reply_to", head.reply_to),
+    def _engine_address_vals(self, record, msg):
+        return [
+            {
+                "message_id": record.id,
+                "email": address.email,
+                "name": address.name or False,
+                "role": role,
+            }
+            for role, address in msg.roles
         ]
-        if head.direction == DIRECTION_SENT:
-            roles.append(("bcc", head.bcc))
-        seen, out = set(), []
-        for role, addresses in roles:
-            for address in addresses:
-                email = address.email
-                if email in seen or email in owner or email not in participants:
-                    continue
-                seen.add(email)
-                out.append(
-                    {
-                        "message_id": record.id,
-                        "email": email,
-                        "name": address.name or False,
-                        "role": role,
-                    }
-                )
-        return out
 
 
 def _no_nul(vals):

@@ -1,7 +1,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-CRON_XMLID = "crm_gmail_sync.ir_cron_crm_gmail_sync_fetch"
+from .crm_gmail_scheduler import MAX_WORKERS
 
 
 class ResConfigSettings(models.TransientModel):
@@ -20,6 +20,13 @@ class ResConfigSettings(models.TransientModel):
         compute="_compute_crm_gmail_sync_interval",
         inverse="_inverse_crm_gmail_sync_interval",
         readonly=False,
+    )
+    crm_gmail_sync_workers = fields.Integer(
+        string="Sync workers",
+        compute="_compute_crm_gmail_sync_workers",
+        inverse="_inverse_crm_gmail_sync_workers",
+        readonly=False,
+        help="How many mailboxes are synced at the same time: one scheduled action each.",
     )
     crm_gmail_sync_since_days = fields.Integer(
         string="First sync: days back",
@@ -41,26 +48,34 @@ class ResConfigSettings(models.TransientModel):
 
     @api.depends("company_id")
     def _compute_crm_gmail_sync_interval(self):
-        cron = self.env.ref(CRON_XMLID, raise_if_not_found=False)
-        minutes = 5
-        if cron:
-            factor = {"minutes": 1, "hours": 60, "days": 1440, "weeks": 10080, "months": 43200}
-            minutes = cron.sudo().interval_number * factor.get(cron.sudo().interval_type, 1)
+        minutes = self.env["crm.gmail.mailbox"]._gmail_interval()
         for settings in self:
             settings.crm_gmail_sync_interval = minutes
 
     def _inverse_crm_gmail_sync_interval(self):
-        cron = self.env.ref(CRON_XMLID, raise_if_not_found=False)
         for settings in self:
             if settings.crm_gmail_sync_interval < 1:
                 raise ValidationError(self.env._("The fetch interval is at least one minute."))
-            if cron:
-                cron.sudo().write(
-                    {
-                        "interval_number": settings.crm_gmail_sync_interval,
-                        "interval_type": "minutes",
-                    }
+            self.env["crm.gmail.mailbox"]._gmail_worker_crons().sudo().write(
+                {"interval_number": settings.crm_gmail_sync_interval, "interval_type": "minutes"}
+            )
+
+    @api.depends("company_id")
+    def _compute_crm_gmail_sync_workers(self):
+        workers = len(self.env["crm.gmail.mailbox"]._gmail_worker_crons()) or 1
+        for settings in self:
+            settings.crm_gmail_sync_workers = workers
+
+    def _inverse_crm_gmail_sync_workers(self):
+        for settings in self:
+            if not 1 <= settings.crm_gmail_sync_workers <= MAX_WORKERS:
+                raise ValidationError(
+                    self.env._(
+                        "Sync workers: between 1 and %(max)s.",
+                        max=MAX_WORKERS,
+                    )
                 )
+            self.env["crm.gmail.mailbox"]._gmail_set_workers(settings.crm_gmail_sync_workers)
 
     def set_values(self):
         if self.crm_gmail_sync_seats < 0:

@@ -8,7 +8,9 @@ from . import (
     test_linking,
     test_own_addresses,
     test_privacy_http,
+    test_scheduler,
     test_sync,
     test_sync_robustness,
     test_ui,
+    test_workers,
 )

@@ -19,7 +19,8 @@ TAB_VISIBLE = "crm_gmail_sync.group_emails_tab_visible"
 
 _counter = itertools.count(1)
 PURE_TESTS = Path(__file__).resolve().parents[2] / "tests"  # the pure suite's fixtures
-MAILBOX_LOGGER = "odoo.addons.crm_gmail_sync.models.crm_gmail_mailbox"
+# the sync's loggers: the scheduler's and the sink's (muted together through their parent)
+MAILBOX_LOGGER = "odoo.addons.crm_gmail_sync.models"
 
 
 def load_pure_test_module(filename):
@@ -133,6 +134,11 @@ class GmailSyncCommon(TransactionCase):
                 "visibility": "shared",
             }
         )
+
+    def fetch_due(self):
+        """The scheduled fetch as it runs once the interval has passed: every mailbox due."""
+        self.env["crm.gmail.mailbox"].with_context(active_test=False).search([])._gmail_make_due()
+        self.env["crm.gmail.mailbox"]._cron_fetch()
 
     @contextmanager
     def assertRaisesText(self, exception, text):

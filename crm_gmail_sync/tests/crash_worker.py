@@ -103,7 +103,7 @@ def _sync(env, args):
     filestore = config.filestore(env.cr.dbname)
     if args.get("kill_mid_write"):
         with filestore_writes(filestore, half_then_wait):
-            env["crm.gmail.mailbox"]._cron_fetch()
+            _fetch_due(env)
         return {}
     if args.get("file_size_limit"):
         import resource
@@ -112,8 +112,15 @@ def _sync(env, args):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails: EFBIG
         hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
         resource.setrlimit(resource.RLIMIT_FSIZE, (args["file_size_limit"], hard))
-    env["crm.gmail.mailbox"]._cron_fetch()
+    _fetch_due(env)
     return {}
+
+
+def _fetch_due(env):
+    """The scheduled fetch, once the interval has passed (every mailbox due)."""
+    env.cr.execute("UPDATE crm_gmail_mailbox SET sync_next_date = NULL")
+    env.cr.commit()
+    env["crm.gmail.mailbox"]._cron_fetch()
 
 
 def _gc(env, args):

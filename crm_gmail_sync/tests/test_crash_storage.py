@@ -131,7 +131,7 @@ class TestCrashStorage(DovecotCommon):
         fname = f"{sha[:2]}/{sha}"
         self._write_file(fname, content[: len(content) // 2])
         uid = self._append("repaired", content)
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual((self.box.count_stored, self.box.count_unparseable), (1, 0))
         self._assert_stored_whole("repaired", content, fname, uid)
         self.assertEqual(self.box.state, "connected")
@@ -154,7 +154,7 @@ class TestCrashStorage(DovecotCommon):
 
         uid = self._append("legacy", content)
         with patch.object(BaseAttachment, "_get_path", legacy_get_path):
-            self.env["crm.gmail.mailbox"]._cron_fetch()
+            self.fetch_due()
         self.assertEqual((self.box.count_stored, self.box.count_unparseable), (1, 0))
         self._assert_stored_whole("legacy", content, fname, uid)
 
@@ -174,7 +174,7 @@ class TestCrashStorage(DovecotCommon):
         path = self._write_file(f"{sha[:2]}/{sha}", other)
         self._append("collision", content)
         with patch.object(BaseAttachment, "_compute_checksum", checksum):
-            self.env["crm.gmail.mailbox"]._cron_fetch()
+            self.fetch_due()
         self.assertFalse(self._stored("collision"))
         self.assertEqual((self.box.count_stored, self.box.count_unparseable), (0, 1))
         self.assertEqual(Path(path).read_bytes(), other)
@@ -189,9 +189,8 @@ class TestCrashStorage(DovecotCommon):
     # ------------------------------------------------------------ a failed write
     @mute_logger(MAILBOX_LOGGER)
     def test_write_failure_keeps_the_cursor_and_stores_nothing(self):
-        Mailbox = self.env["crm.gmail.mailbox"]
         uid_first = self._append("first")
-        Mailbox._cron_fetch()
+        self.fetch_due()
         cursor = self.box.sync_state
         self.assertEqual(self._cursor_high(), uid_first)
         content, sha = self._content()
@@ -199,7 +198,7 @@ class TestCrashStorage(DovecotCommon):
         raised = None
         with filestore_writes(self.filestore, disk_full):
             try:
-                Mailbox._cron_fetch()  # in a test the cron raises instead of rolling back
+                self.fetch_due()  # in a test the cron raises instead of rolling back
             except AttachmentStorageError as exc:  # not assertRaises: it would roll back
                 raised = exc
         self.assertIsInstance(raised, AttachmentStorageError)
@@ -212,7 +211,7 @@ class TestCrashStorage(DovecotCommon):
         self.assertFalse(os.path.exists(os.path.join(self.filestore, sha[:2], sha)))
         self.assertEqual(leftovers(self.filestore, sha), [])
         # the next run stores it
-        Mailbox._cron_fetch()
+        self.fetch_due()
         self.assertEqual((self.box.count_stored, self.box.count_unparseable), (2, 0))
         self._assert_stored_whole("disk-full", content, f"{sha[:2]}/{sha}", uid)
 

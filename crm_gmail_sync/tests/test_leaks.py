@@ -638,7 +638,7 @@ class TestLeaksLogsAndTrail(LeaksCommon):
                     notification = box.with_user(self.user_owner).action_test_connection()
                     box.write({"state": "connected"})
                     box.with_user(self.user_owner).action_sync_now()
-                    self.env["crm.gmail.mailbox"]._cron_fetch()
+                    self.fetch_due()
                 self.assertEqual(box.state, "error")
                 self.assertIn("rejected", box.last_error)  # the server's words are kept
                 self.assertIn("olivia@ourco.test", box.last_error + str(logs.output))

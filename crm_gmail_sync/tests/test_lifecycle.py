@@ -13,7 +13,7 @@ from odoo.fields import Command
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
-from ..models.crm_gmail_mailbox import LOCK_NAMESPACE
+from ..models.crm_gmail_scheduler import LOCK_NAMESPACE
 from .common import MAILBOX_LOGGER, SEAT, DovecotCommon, make_raw
 
 _numbers = itertools.count(1)
@@ -77,7 +77,7 @@ class TestLifecycle(DovecotCommon):
         )
 
     def _fetch(self):
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
 
     def _sync_interrupted(self, interrupt, batch_size=2):
         """Sync the mailbox as the cron does (a commit after each batch), running

@@ -68,7 +68,7 @@ class TestSyncDovecot(DovecotCommon):
         self._append(owner, make_raw("news@spam.test", owner, subject="newsletter"))
         self._append(owner, make_raw("carl@ourco.test", owner, subject="colleague"))
         self._append(owner, make_raw(owner, "erin@lead.test", subject="sent by me"), "Sent")
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         messages = self._messages(self.mailbox_owner)
         self.assertEqual(sorted(messages.mapped("subject")), ["customer", "sent by me"])
         customer = messages.filtered(lambda m: m.subject == "customer")
@@ -88,11 +88,11 @@ class TestSyncDovecot(DovecotCommon):
         # linked where the addresses say
         self.assertIn(customer, self.contact.with_user(self.user_owner).gmail_message_ids)
         # a second run stores nothing new
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual(self._messages(box), messages)
         # nor does a lost cursor: everything comes back as duplicates
         box.sync_state = False
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual(self._messages(box), messages)
         self.assertEqual(box.count_duplicate, 2)
         # new mail after that is picked up
@@ -104,7 +104,7 @@ class TestSyncDovecot(DovecotCommon):
         raw = make_raw("chris@acme.test", "olivia@ourco.test, carl@ourco.test", subject="both")
         self._append("olivia@ourco.test", raw)
         self._append("carl@ourco.test", raw)
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         mine = self._messages(self.mailbox_owner)
         theirs = self._messages(self.mailbox_colleague)
         self.assertEqual((len(mine), len(theirs)), (1, 1))
@@ -123,14 +123,14 @@ class TestSyncDovecot(DovecotCommon):
     def test_auth_failure_isolated_and_recovers(self):
         owner, colleague = "olivia@ourco.test", "carl@ourco.test"
         self._append(owner, make_raw("chris@acme.test", owner, subject="before"))
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual(len(self._messages(self.mailbox_owner)), 1)
         # the password changes on the server (a changed Google password)
         new_password = secrets.token_urlsafe(12)
         self.server.set_password(self.logins[owner], new_password)
         self._append(owner, make_raw("chris@acme.test", owner, subject="while broken"))
         self._append(colleague, make_raw("chris@acme.test", colleague, subject="colleague ok"))
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         box = self.mailbox_owner
         self.assertEqual(box.state, "error")
         self.assertEqual(box.last_error_kind, "auth")
@@ -158,7 +158,7 @@ class TestSyncDovecot(DovecotCommon):
         # the owner enters the new password: fetching resumes where it stopped
         box.with_user(self.user_owner).password = new_password
         self.assertEqual(box.state, "draft")
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual(box.state, "connected")
         self.assertFalse(box.last_error)
         self.assertEqual(sorted(self._messages(box).mapped("subject")), ["before", "while broken"])

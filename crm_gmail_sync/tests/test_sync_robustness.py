@@ -133,7 +133,7 @@ class TestSyncRobustness(DovecotCommon):
         self.assertEqual(self._cursor_high(), uids["c2"])
 
         # the next scheduled run, the proxy passing everything, stores the rest exactly once
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual(
             self._mid_counts(), self._exactly_once(["c0", "c1", "c2", "c3", "c4", "c5", "c6"])
         )
@@ -175,7 +175,7 @@ class TestSyncRobustness(DovecotCommon):
         self.assertEqual(box.last_error_kind, "network")
         self.assertEqual(box.state, "connected")
         # the next run finishes, still connected, the error gone
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual(len(self._messages()), 3)
         self.assertEqual(box.state, "connected")
         self.assertFalse(box.last_error)
@@ -190,17 +190,16 @@ class TestSyncRobustness(DovecotCommon):
             self._append("chris@acme.test", name)
         self._set_batch_size(2)
         Mailbox = type(self.env["crm.gmail.mailbox"])
-        real_write = Mailbox.write
+        real_save = Mailbox._save_cursor
         saves = []
 
-        def crash_on_second_cursor(records, vals):
-            if "sync_state" in vals:
-                saves.append(len(self._messages()))
-                if len(saves) == 2:
-                    raise Crash("worker killed")
-            return real_write(records, vals)
+        def crash_on_second_cursor(records, state, outcomes):
+            saves.append(len(self._messages()))
+            if len(saves) == 2:
+                raise Crash("worker killed")
+            return real_save(records, state, outcomes)
 
-        with patch.object(Mailbox, "write", crash_on_second_cursor):
+        with patch.object(Mailbox, "_save_cursor", crash_on_second_cursor):
             # As in production, where the cron commits after each batch: catch the crash
             # without rolling back what the run stored before it.
             try:
@@ -214,7 +213,7 @@ class TestSyncRobustness(DovecotCommon):
         self.assertEqual(box.count_stored, 2)
         self.assertTrue(box.sync_state)
         # the next run stores the rest, once each
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual(self._mid_counts(), self._exactly_once(names))
         self.assertEqual((box.count_stored, box.count_duplicate), (6, 0))
         self.assertEqual(box.state, "connected")
@@ -232,13 +231,13 @@ class TestSyncRobustness(DovecotCommon):
         self.assertEqual(self._mid_counts(), self._exactly_once(names))
         # back to the cursor after the first batch, as if the later ones were never saved
         box.sync_state = committed[0]
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual(self._mid_counts(), self._exactly_once(names))
         self.assertEqual((box.count_stored, box.count_duplicate), (7, 4))
         self.assertEqual(box.sync_state, committed[-1])
         # and a new email after that is stored
         self._append("chris@acme.test", "s8")
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual(self._mid_counts(), self._exactly_once([*names, "s8"]))
 
     # ------------------------------------------------------------ 3. a 30 MB attachment
@@ -254,7 +253,7 @@ class TestSyncRobustness(DovecotCommon):
         uid_flagged = self._append("erin@lead.test", "flagged", flags="\\Flagged")
         before = self.server.flags(self.login, "INBOX")
         self.assertEqual(before, {uid_big: set(), uid_read: {"\\Seen"}, uid_flagged: {"\\Flagged"}})
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual(self.server.flags(self.login, "INBOX"), before)
         self.assertEqual(box.state, "connected")
         self.assertEqual(self._mid_counts(), self._exactly_once(["big", "read", "flagged"]))
@@ -377,7 +376,7 @@ class TestSyncRobustness(DovecotCommon):
         for raw_message in malformed.values():
             self.server.append(self.login, "INBOX", raw_message)
         self._append("erin@lead.test", "good2")
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         # nothing lost: every message is stored, degraded where it had to be, once each
         self.assertEqual(self._mid_counts(), self._exactly_once(["good1", "good2", *malformed]))
         self.assertEqual(box.state, "connected")
@@ -415,13 +414,13 @@ class TestSyncRobustness(DovecotCommon):
             return real(raw, **kw)
 
         with patch.object(engine_sync, "parse_message", picky):
-            self.env["crm.gmail.mailbox"]._cron_fetch()
+            self.fetch_due()
         self.assertEqual(self._mid_counts(), self._exactly_once(["fine1", "fine2"]))
         self.assertEqual((box.count_stored, box.count_unparseable), (2, 1))
         self.assertEqual(box.state, "connected")
         self.assertFalse(box.last_error)
         # the cursor went past it: it is not retried on every run
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual((box.count_stored, box.count_unparseable), (2, 1))
 
     @mute_logger(MAILBOX_LOGGER, "odoo.sql_db")  # the refused INSERT is logged as a bad query
@@ -440,13 +439,13 @@ class TestSyncRobustness(DovecotCommon):
         self.server.append(self.login, "INBOX", refused)
         self._append("erin@lead.test", "after")
         with patch.object(message_module, "_no_nul", lambda vals: vals):
-            self.env["crm.gmail.mailbox"]._cron_fetch()
+            self.fetch_due()
         self.assertEqual(self._mid_counts(), self._exactly_once(["before", "after"]))
         self.assertEqual((box.count_stored, box.count_unparseable), (2, 1))
         self.assertEqual(box.state, "connected")
         self.assertFalse(box.last_error)
         # the cursor went past it; new mail still arrives
         self._append("chris@acme.test", "later")
-        self.env["crm.gmail.mailbox"]._cron_fetch()
+        self.fetch_due()
         self.assertEqual(self._mid_counts(), self._exactly_once(["before", "after", "later"]))
         self.assertEqual((box.count_stored, box.count_unparseable), (3, 1))
