@@ -58,6 +58,7 @@ MAX_WORKERS = 64  # sync workers (scheduled actions) at most
 CANDIDATES = 32  # due mailboxes looked at per claim: more than the workers that compete
 ISOLATE_AFTER = 1  # runs in a row that never ended: then one message at a time
 SKIP_AFTER = 2  # ... and the message in flight when the last one died is passed over
+RETRY_SKIPPED_AFTER = timedelta(days=1)  # ... and tried again a day later
 # failures that leave the mailbox's state as it was: the next attempt may well work
 TEMPORARY_KINDS = (engine_errors.NETWORK, engine_errors.THROTTLED)
 # Fields whose change means "try again": a corrected password resumes fetching.
@@ -104,6 +105,12 @@ class CrmGmailMailbox(models.Model):
         copy=False,
         help="Syncs in a row that started and never ended (their worker was stopped).",
     )
+    sync_retry_date = fields.Datetime(
+        string="Retry unreadable emails on",
+        readonly=True,
+        copy=False,
+        help="Emails passed over because their sync stopped the worker are tried again then.",
+    )
     sync_inflight = fields.Char(
         string="Messages in flight", readonly=True, copy=False
     )  # JSON {"folder", "uids"}: what the current run is downloading
@@ -147,7 +154,8 @@ class CrmGmailMailbox(models.Model):
                     user=mailbox.user_id.name,
                 )
             )
-        if not mailbox._gmail_lock():
+        if not mailbox._gmail_lock(transaction=True):
+            mailbox._gmail_make_due()  # first in line when the running sync is over
             return self._notification(
                 self.env._(
                     "This mailbox is already being synced (by the scheduled fetch): its new "
@@ -162,8 +170,6 @@ class CrmGmailMailbox(models.Model):
             _logger.exception("crm_gmail_sync: mailbox %s: storing failed", mailbox.id)
             mailbox._set_storage_failed()
             return self._notification(self.last_error, "danger")
-        finally:
-            mailbox._gmail_unlock()
         if mailbox.sync_next_date and mailbox.sync_next_date <= fields.Datetime.now():
             self._gmail_trigger()  # cut by its time budget: the cron goes on at once
         # A dropped connection leaves the state as it was (the next run retries) but
@@ -274,11 +280,18 @@ class CrmGmailMailbox(models.Model):
         """
         mailbox = self
         dead = mailbox.sync_crashes  # runs of this mailbox that started and never ended
-        mailbox._gmail_update({"sync_crashes": dead + 1})
+        now = fields.Datetime.now()
+        retry = not dead and mailbox.sync_retry_date and mailbox.sync_retry_date <= now
+        vals = {"sync_crashes": dead + 1}
+        if retry:  # the unreadable messages passed over are tried again, once a day
+            vals["sync_retry_date"] = now + RETRY_SKIPPED_AFTER
+        mailbox._gmail_update(vals)
         if commit:
             self._gmail_commit()  # counted for good: this run may die
         try:
-            report = mailbox._gmail_run_engine(deadline, commit, dead_runs=dead)
+            report = mailbox._gmail_run_engine(
+                deadline, commit, dead_runs=dead, retry_skipped=bool(retry)
+            )
         except SyncError as exc:
             mailbox._gmail_failed(exc)
             return False
@@ -426,16 +439,27 @@ class CrmGmailMailbox(models.Model):
         if not self._gmail_in_test():
             self.env.cr.commit()  # pylint: disable=invalid-commit
 
-    def _gmail_lock(self):
-        """Take this mailbox's session lock if nobody holds it; ``True`` when taken."""
+    def _gmail_lock(self, transaction=False):
+        """Take this mailbox's lock if nobody holds it; ``True`` when taken. A worker's
+        lock is the session's (it outlives the run's commits; see :meth:`_gmail_unlock`);
+        ``transaction``: until this transaction ends (one request, no commit)."""
         self.ensure_one()
-        self.env.cr.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, self.id])
+        function = "pg_try_advisory_xact_lock" if transaction else "pg_try_advisory_lock"
+        self.env.cr.execute(
+            SQL("SELECT %s(%s, %s)", SQL.identifier(function), LOCK_NAMESPACE, self.id)
+        )
         return self.env.cr.fetchone()[0]
 
     def _gmail_unlock(self):
+        """Release this mailbox's session lock, also after a failed statement: a lock
+        kept by a pooled connection would hold the mailbox until that connection ends."""
         self.ensure_one()
+        cr = self.env.cr
         try:
-            self.env.cr.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, self.id])
+            cr.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, self.id])
+        except psycopg2.errors.InFailedSqlTransaction:
+            cr.rollback()  # the transaction failed anyway; its end does not end the lock
+            cr.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, self.id])
         except psycopg2.Error:  # the connection is gone: so is the lock
             _logger.info("crm_gmail_sync: mailbox %s: lock released with its session", self.id)
 

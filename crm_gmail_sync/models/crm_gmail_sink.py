@@ -23,6 +23,7 @@ from odoo.tools import SQL
 
 from ..engine import Options, SyncState, normalize_set, run_sync
 from ..engine.types import OUTCOMES
+from .crm_gmail_scheduler import RETRY_SKIPPED_AFTER
 
 _logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class CrmGmailMailbox(models.Model):
         return res
 
     # ------------------------------------------------------------ business
-    def _gmail_run_engine(self, deadline=None, commit=None, dead_runs=0):
+    def _gmail_run_engine(self, deadline=None, commit=None, dead_runs=0, retry_skipped=False):
         """Run the engine on this locked mailbox into its sink; the engine's report, or
         ``None`` when the mailbox may no longer be fetched (checked after each commit)."""
         self.ensure_one()
@@ -108,6 +109,10 @@ class CrmGmailMailbox(models.Model):
                 dead_runs,
                 ", ".join(f"{folder}/{uid}" for folder, uid in sorted(skip)),
             )
+            if not mailbox.sync_retry_date:
+                mailbox._gmail_update(
+                    {"sync_retry_date": fields.Datetime.now() + RETRY_SKIPPED_AFTER}
+                )
         options = Options(
             since_days=int(params.get_param(PARAM_SINCE_DAYS, 90)),
             batch_size=int(params.get_param(PARAM_BATCH_SIZE, 200)),
@@ -115,6 +120,7 @@ class CrmGmailMailbox(models.Model):
             clock=mailbox._gmail_clock,
             isolate=isolate,
             skip=skip,
+            retry_skipped=retry_skipped,
             on_fetch=mailbox._gmail_record_inflight if commit else None,
         )
         state = SyncState.from_json(json.loads(mailbox.sync_state or "{}"))
