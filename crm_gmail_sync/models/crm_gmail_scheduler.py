@@ -21,9 +21,10 @@ Failures: network, TLS, protocol and server-limit answers (Gmail's ``[THROTTLED]
 that mailbox only (``engine.backoff``: exponential, capped, with jitter; the next attempt is
 shown on the mailbox); a refused login waits for new credentials. A run that never ended
 (its worker was killed) is counted: after one, the mailbox is synced one message at a time,
-each recorded before it is downloaded (``sync_inflight``); after two, the message that was in
-flight when the last one died is passed over, kept as unreadable for a later retry. That is
-within Odoo's own patience: it skips a scheduled action after three timed-out runs.
+each recorded before it is downloaded (``sync_inflight``); a message that two such runs in a
+row died downloading, parsing or storing is then passed over, kept as unreadable and tried
+again a day later. A deploy or a time limit that kills a run at a random message does not
+make it skipped: the next run starts at the same message and gets past it.
 
 With OCA ``queue_job`` installed, the glue addon ``crm_gmail_sync_queue`` turns each due
 mailbox into one job instead; the job calls :meth:`_gmail_sync_claimed` the same way.
@@ -55,9 +56,16 @@ CRON_XMLID = "crm_gmail_sync.ir_cron_crm_gmail_sync_fetch"
 PARAM_BUDGET = "crm_gmail_sync.run_budget"
 WARNING_ACTIVITY = "mail.mail_activity_data_warning"
 MAX_WORKERS = 64  # sync workers (scheduled actions) at most
-CANDIDATES = 32  # due mailboxes looked at per claim: more than the workers that compete
+CANDIDATES = 2 * MAX_WORKERS  # due mailboxes looked at per claim: more than can be running
+BUDGET = 30.0  # seconds a run works at most (see _gmail_budget)
+MIN_BUDGET = 5.0
+CRON_SLEEP = 70  # seconds a cron worker may sleep after its watchdog ping (60 + up to 9)
+BACK_TO_BACK = 3.0  # seconds: a fetch run this soon after another in one process waits
+_LAST_RUN_END = [0.0]  # per process: when its last fetch run ended (see _cron_fetch)
+WAIT_FOR_USER = timedelta(days=365)  # the due time of a mailbox waiting for new credentials
+CONFLICT_DELAY = 30  # seconds: a sync that met an edit of its mailbox goes on after that
 ISOLATE_AFTER = 1  # runs in a row that never ended: then one message at a time
-SKIP_AFTER = 2  # ... and the message in flight when the last one died is passed over
+SKIP_AFTER = 3  # ... and the message two isolated dead runs were downloading is passed over
 RETRY_SKIPPED_AFTER = timedelta(days=1)  # ... and tried again a day later
 # failures that leave the mailbox's state as it was: the next attempt may well work
 TEMPORARY_KINDS = (engine_errors.NETWORK, engine_errors.THROTTLED)
@@ -111,6 +119,7 @@ class CrmGmailMailbox(models.Model):
         copy=False,
         help="Emails passed over because their sync stopped the worker are tried again then.",
     )
+    sync_suspect = fields.Char(readonly=True, copy=False)  # the dead run before's in-flight
     sync_inflight = fields.Char(
         string="Messages in flight", readonly=True, copy=False
     )  # JSON {"folder", "uids"}: what the current run is downloading
@@ -155,7 +164,6 @@ class CrmGmailMailbox(models.Model):
                 )
             )
         if not mailbox._gmail_lock(transaction=True):
-            mailbox._gmail_make_due()  # first in line when the running sync is over
             return self._notification(
                 self.env._(
                     "This mailbox is already being synced (by the scheduled fetch): its new "
@@ -184,11 +192,27 @@ class CrmGmailMailbox(models.Model):
     # ------------------------------------------------------------ cron
     @api.model
     def _cron_fetch(self):
-        """Sync due mailboxes, most overdue first, for a time budget; then tell Odoo
-        whether due mailboxes remain (it re-runs the job at once while they do)."""
-        deadline = self._gmail_clock() + self._gmail_budget()
-        done = self._gmail_sync_due(deadline)
-        self.env["ir.cron"]._notify_progress(done=done, remaining=self._gmail_due_count())
+        """Sync due mailboxes, most overdue first, for a time budget; while due mailboxes
+        remain, the scheduled action is triggered again at once.
+
+        Odoo's cron watchdog counts from before a cron worker's sleep and covers every job
+        it then runs, each job's re-runs included: so a run ends its job (``remaining=0``,
+        no re-run in the same period) and triggers the next one, which a worker starts
+        after its next ping; and a fetch copy that follows another in the same process
+        without a pause (one cron thread, several copies) passes its turn.
+        """
+        clock = self._gmail_clock
+        if self.env.context.get("cron_id") and clock() - _LAST_RUN_END[0] < BACK_TO_BACK:
+            self._gmail_trigger(delay=BACK_TO_BACK)
+            return
+        try:
+            done = self._gmail_sync_due(clock() + self._gmail_budget())
+        finally:
+            _LAST_RUN_END[0] = clock()
+        remaining = self._gmail_due_count()
+        self.env["ir.cron"]._notify_progress(done=done, remaining=0)
+        if remaining:
+            self._gmail_trigger()
 
     @api.model
     def _gmail_sync_due(self, deadline=None):
@@ -232,8 +256,12 @@ class CrmGmailMailbox(models.Model):
             if not row:
                 return self.browse()
             mailbox = self.sudo().browse(row[0])  # its own prefetch: no neighbour is read
-            if mailbox._gmail_still_due():
-                return mailbox
+            try:
+                if mailbox._gmail_still_due():
+                    return mailbox
+            except Exception:
+                mailbox._gmail_unlock()
+                raise
             mailbox._gmail_unlock()  # synced by another worker meanwhile
 
     def _gmail_claim_this(self):
@@ -241,8 +269,12 @@ class CrmGmailMailbox(models.Model):
         self.ensure_one()
         if not self._gmail_lock():
             return False
-        if self._gmail_still_due():
-            return True
+        try:
+            if self._gmail_still_due():
+                return True
+        except Exception:
+            self._gmail_unlock()
+            raise
         self._gmail_unlock()
         return False
 
@@ -261,6 +293,15 @@ class CrmGmailMailbox(models.Model):
         try:
             try:
                 mailbox._gmail_sync_locked(deadline, interval, commit=self._gmail_commit)
+            except psycopg2.extensions.TransactionRollbackError:
+                # somebody saved the mailbox meanwhile (its form, "Test connection"): not a
+                # failure of the mail; the batch comes again in the next run, soon
+                _logger.info("crm_gmail_sync: mailbox %s: edited during its sync", mailbox.id)
+                if self._gmail_in_test():
+                    raise
+                self.env.cr.rollback()  # pylint: disable=invalid-commit
+                mailbox.invalidate_recordset()
+                mailbox._gmail_reschedule(delay=CONFLICT_DELAY)
             except Exception:
                 _logger.exception("crm_gmail_sync: mailbox %s: unexpected failure", mailbox.id)
                 if self._gmail_in_test():
@@ -268,6 +309,7 @@ class CrmGmailMailbox(models.Model):
                 self.env.cr.rollback()  # pylint: disable=invalid-commit
                 mailbox.invalidate_recordset()
                 mailbox._set_storage_failed()
+            self._gmail_commit()  # its new state, before another worker can claim it
         finally:
             mailbox._gmail_unlock()
 
@@ -280,9 +322,13 @@ class CrmGmailMailbox(models.Model):
         """
         mailbox = self
         dead = mailbox.sync_crashes  # runs of this mailbox that started and never ended
+        # what the last dead run was downloading, and the one before it: only a message
+        # in flight in both is passed over (a deploy or a time limit kills at random)
+        inflight = (mailbox.sync_inflight or False) if dead else False
+        suspect = mailbox.sync_suspect if dead > 1 else False
         now = fields.Datetime.now()
         retry = not dead and mailbox.sync_retry_date and mailbox.sync_retry_date <= now
-        vals = {"sync_crashes": dead + 1}
+        vals = {"sync_crashes": dead + 1, "sync_inflight": False, "sync_suspect": inflight}
         if retry:  # the unreadable messages passed over are tried again, once a day
             vals["sync_retry_date"] = now + RETRY_SKIPPED_AFTER
         mailbox._gmail_update(vals)
@@ -290,7 +336,10 @@ class CrmGmailMailbox(models.Model):
             self._gmail_commit()  # counted for good: this run may die
         try:
             report = mailbox._gmail_run_engine(
-                deadline, commit, dead_runs=dead, retry_skipped=bool(retry)
+                deadline,
+                commit,
+                crash=(dead, inflight, suspect),
+                retry_skipped=bool(retry),
             )
         except SyncError as exc:
             mailbox._gmail_failed(exc)
@@ -353,15 +402,20 @@ class CrmGmailMailbox(models.Model):
 
     @api.model
     def _gmail_budget(self):
-        """Seconds a run may work: the setting, else half of Odoo's cron time limit
-        (``limit_time_real_cron``, else ``limit_time_real``), at most a minute."""
+        """Seconds a run may work: the setting, else what Odoo's time limit leaves after
+        a cron worker's sleep (``limit_time_real_cron``, else ``limit_time_real``, less
+        ``CRON_SLEEP``), at most ``BUDGET`` seconds; "Sync now" (a request) gets the same."""
         value = self.env["ir.config_parameter"].sudo().get_param(PARAM_BUDGET)
         if value:
             return max(1.0, float(value))
-        limit = config.get("limit_time_real_cron") or -1
-        if limit is None or limit < 0:
-            limit = config.get("limit_time_real") or 0
-        return min(60.0, limit / 2) if limit and limit > 0 else 60.0
+        limits = [config.get("limit_time_real") or 0]
+        cron = config.get("limit_time_real_cron")
+        if cron is not None and cron >= 0:
+            limits.append(cron)
+        limits = [limit for limit in limits if limit and limit > 0]
+        if not limits:
+            return BUDGET
+        return max(MIN_BUDGET, min(BUDGET, (min(limits) - CRON_SLEEP) * 0.8))
 
     @api.model
     def _gmail_clock(self):
@@ -418,10 +472,12 @@ class CrmGmailMailbox(models.Model):
             copies[len(copies) + missing :].unlink()
 
     @api.model
-    def _gmail_trigger(self):
+    def _gmail_trigger(self, delay=0):
+        """Run the scheduled action (again) now, or in ``delay`` seconds."""
         cron = self.env.ref(CRON_XMLID, raise_if_not_found=False)
         if cron:
-            cron.sudo()._trigger()
+            at = fields.Datetime.now() + timedelta(seconds=delay) if delay else None
+            cron.sudo()._trigger(at)
 
     @api.model
     def _gmail_in_test(self):
@@ -482,14 +538,16 @@ class CrmGmailMailbox(models.Model):
             mailbox._gmail_unlock()
 
     @api.model
-    def _gmail_crash_options(self, dead_runs, inflight):
+    def _gmail_crash_options(self, dead_runs, inflight, suspect=False):
         """``(isolate, skip)`` after ``dead_runs`` runs in a row that never ended, the last
-        one downloading ``inflight``: see the module docstring."""
-        inflight = json.loads(inflight or "null") or {}
-        uids = inflight.get("uids") or []
+        one downloading ``inflight``, the one before ``suspect``: see the module docstring.
+        A message is passed over only when both were downloading it, alone."""
         skip = frozenset()
-        if dead_runs >= SKIP_AFTER and len(uids) == 1:
-            skip = frozenset({(inflight.get("folder") or "", str(uids[0]))})
+        if dead_runs >= SKIP_AFTER and inflight and inflight == suspect:
+            record = json.loads(inflight) or {}
+            uids = record.get("uids") or []
+            if len(uids) == 1:
+                skip = frozenset({(record.get("folder") or "", str(uids[0]))})
         return dead_runs >= ISOLATE_AFTER, skip
 
     def _gmail_succeeded(self, report, interval=None):
@@ -574,6 +632,8 @@ class CrmGmailMailbox(models.Model):
             "sync_next_date": fields.Datetime.now()
             + timedelta(seconds=next_delay(failures, exc.kind, rng=random.random)),
         }
+        if stops:  # due again when its credentials change (see write())
+            vals["sync_next_date"] = fields.Datetime.now() + WAIT_FOR_USER
         if stops or exc.kind not in TEMPORARY_KINDS:
             vals["state"] = "error"
         self._gmail_update(vals)
@@ -597,6 +657,7 @@ class CrmGmailMailbox(models.Model):
         self._gmail_update(
             {
                 "last_error": error_text(self.with_context(lang=self.user_id.lang).env, STORAGE),
+                "last_error_kind": STORAGE,
                 "last_error_date": fields.Datetime.now(),
                 "sync_failures": failures,
                 "sync_crashes": 0,

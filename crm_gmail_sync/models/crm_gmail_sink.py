@@ -93,14 +93,17 @@ class CrmGmailMailbox(models.Model):
         return res
 
     # ------------------------------------------------------------ business
-    def _gmail_run_engine(self, deadline=None, commit=None, dead_runs=0, retry_skipped=False):
+    def _gmail_run_engine(
+        self, deadline=None, commit=None, crash=(0, False, False), retry_skipped=False
+    ):
         """Run the engine on this locked mailbox into its sink; the engine's report, or
         ``None`` when the mailbox may no longer be fetched (checked after each commit)."""
         self.ensure_one()
         mailbox = self.sudo()
         account = mailbox._engine_account()
         params = self.env["ir.config_parameter"].sudo()
-        isolate, skip = mailbox._gmail_crash_options(dead_runs, mailbox.sync_inflight)
+        dead_runs, inflight, suspect = crash
+        isolate, skip = mailbox._gmail_crash_options(dead_runs, inflight, suspect)
         if skip:
             _logger.warning(
                 "crm_gmail_sync: mailbox %s: %s runs in a row died at one message: passing "

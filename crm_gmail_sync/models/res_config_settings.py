@@ -56,6 +56,8 @@ class ResConfigSettings(models.TransientModel):
         for settings in self:
             if settings.crm_gmail_sync_interval < 1:
                 raise ValidationError(self.env._("The fetch interval is at least one minute."))
+            if settings.crm_gmail_sync_interval == self.env["crm.gmail.mailbox"]._gmail_interval():
+                continue  # unchanged: a running fetch (its row locked) is left alone
             self.env["crm.gmail.mailbox"]._gmail_worker_crons().sudo().write(
                 {"interval_number": settings.crm_gmail_sync_interval, "interval_type": "minutes"}
             )

@@ -147,7 +147,13 @@ class TestScheduler(DovecotCommon):
             )
             self.assertEqual(subjects, [f"m{box.id}"])
 
-    def test_the_cron_reports_what_remains(self):
+    def _triggers(self):
+        cron = self.env.ref(scheduler.CRON_XMLID)
+        return self.env["ir.cron.trigger"].sudo().search([("cron_id", "=", cron.id)])
+
+    def test_the_cron_ends_its_job_and_triggers_the_next_while_mail_is_due(self):
+        """Odoo's watchdog covers a cron worker's whole turn, re-runs included: each run
+        ends its job (remaining=0) and triggers a new one while mailboxes are due."""
         self.boxes._gmail_make_due()
         reported = []
         with patch.object(
@@ -155,15 +161,46 @@ class TestScheduler(DovecotCommon):
             "_notify_progress",
             lambda cron, done, remaining, deactivate=False: reported.append((done, remaining)),
         ):
-            clock = Clock(step=0.0)
-            with patch.object(type(self.Mailbox), "_gmail_clock", lambda self: clock()):
-                with patch.object(type(self.Mailbox), "_gmail_budget", lambda self: 0.0):
-                    self.Mailbox._cron_fetch()  # no time at all: nothing done, all remain
-                self.assertEqual(reported[-1], (0, len(self.boxes)))
-                self.Mailbox._cron_fetch()
+            triggers = self._triggers()
+            with patch.object(type(self.Mailbox), "_gmail_budget", lambda self: 0.0):
+                self.Mailbox._cron_fetch()  # no time at all: nothing done, all still due
+            self.assertEqual(reported[-1], (0, 0))
+            self.assertEqual(len(self._triggers() - triggers), 1)  # the next run, at once
+            triggers = self._triggers()
+            self.Mailbox._cron_fetch()
         self.assertEqual(reported[-1], (len(self.boxes), 0))
+        self.assertFalse(self._triggers() - triggers)  # nothing due: no new trigger
         # after each mailbox, committed progress: a killed run is not a timed-out cron
         self.assertEqual(reported[1:-1], [(done, 1) for done in range(1, len(self.boxes) + 1)])
+
+    def test_a_copy_right_after_another_in_one_process_passes_its_turn(self):
+        self.boxes._gmail_make_due()
+        order, spy = self._synced()
+        cron = self.env.ref(scheduler.CRON_XMLID)
+        with spy, patch.object(scheduler, "_LAST_RUN_END", [self.Mailbox._gmail_clock()]):
+            triggers = self._triggers()
+            self.Mailbox.with_context(cron_id=cron.id)._cron_fetch()
+            self.assertEqual(order, [])  # the process's watchdog period is another's
+            [trigger] = self._triggers() - triggers
+            self.assertGreater(trigger.call_at, fields.Datetime.now())
+        with spy, patch.object(scheduler, "_LAST_RUN_END", [0.0]):  # after a pause
+            self.Mailbox.with_context(cron_id=cron.id)._cron_fetch()
+        self.assertEqual(sorted(order), sorted(self.boxes.ids))
+
+    def test_the_budget_fits_odoos_time_limits(self):
+        budget = self.Mailbox._gmail_budget
+        cases = [
+            ({"limit_time_real": 120, "limit_time_real_cron": -1}, 30.0),  # Odoo's defaults
+            ({"limit_time_real": 90, "limit_time_real_cron": -1}, 16.0),
+            ({"limit_time_real": 120, "limit_time_real_cron": 600}, 30.0),
+            ({"limit_time_real": 0, "limit_time_real_cron": 0}, scheduler.BUDGET),
+            ({"limit_time_real": 60, "limit_time_real_cron": -1}, scheduler.MIN_BUDGET),
+        ]
+        for limits, expected in cases:
+            with patch.dict(scheduler.config.options, limits):
+                self.assertEqual(budget(), expected, limits)
+        self.env["ir.config_parameter"].sudo().set_param(scheduler.PARAM_BUDGET, "12")
+        self.assertEqual(budget(), 12.0)
 
     # ------------------------------------------------------------ failures
     @mute_logger(MAILBOX_LOGGER)

@@ -226,7 +226,7 @@ class TestWorkers(DovecotCommon):
             self._append(login, name)
         self._call("make_due")
         deaths = 0
-        for _run in range(4):
+        for _run in range(5):
             worker = self._start(poison="poison")
             worker.go()
             worker.proc.wait(GUARD)
@@ -235,9 +235,9 @@ class TestWorkers(DovecotCommon):
                 break
             deaths += 1
             self._wait_disconnected()
-        # the first run dies with the whole batch; the second, one email at a time, at
-        # the poison; the third passes it over (Odoo would skip a fourth dead run)
-        self.assertEqual(deaths, 2)
+        # the first run dies with the whole batch; the second and the third, one email at
+        # a time, at the poison both times; the fourth passes it over
+        self.assertEqual(deaths, 3)
         report = self._call("report", {"ids": [mailbox_id]})[str(mailbox_id)]
         self.assertEqual(report["subjects"], ["p1", "p2", "p3", "p4"])
         self.assertEqual((report["count_stored"], report["count_unparseable"]), (4, 1))

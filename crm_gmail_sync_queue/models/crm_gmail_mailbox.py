@@ -14,14 +14,13 @@ sync one mailbox twice at once; a job cut by its time budget enqueues its follow
 """
 
 import logging
-import time
 
 from odoo import api, models
 
 _logger = logging.getLogger(__name__)
 
 CHANNEL = "root.crm_gmail_sync"
-ENQUEUE_LIMIT = 10000  # due mailboxes enqueued per run of the scheduled action
+ENQUEUE_LIMIT = 1000  # due mailboxes enqueued per run of the scheduled action (then again)
 
 
 def identity_key(mailbox_id):
@@ -52,6 +51,8 @@ class CrmGmailMailbox(models.Model):
         for mailbox in mailboxes:
             if identity_key(mailbox.id) not in waiting:
                 mailbox._gmail_enqueue()
+        if len(mailboxes) == ENQUEUE_LIMIT:
+            self._gmail_trigger()  # more are due: the next run enqueues them
         return len(mailboxes)
 
     def _gmail_enqueue(self):
@@ -70,7 +71,7 @@ class CrmGmailMailbox(models.Model):
         mailbox = self.sudo()
         if not mailbox.exists() or not mailbox._gmail_claim_this():
             return "not due or already syncing"
-        deadline = time.monotonic() + mailbox._gmail_budget()
+        deadline = mailbox._gmail_clock() + mailbox._gmail_budget()
         mailbox._gmail_sync_claimed(deadline)
         if mailbox.search_count([("id", "=", mailbox.id), *mailbox._gmail_due_domain()]):
             mailbox._gmail_enqueue()  # cut by its time budget: it goes on in a new job
