@@ -119,7 +119,9 @@ class CrmGmailMailbox(models.Model):
         copy=False,
         help="Emails passed over because their sync stopped the worker are tried again then.",
     )
-    sync_suspect = fields.Char(readonly=True, copy=False)  # the dead run before's in-flight
+    sync_suspect = fields.Char(
+        string="Suspected message", readonly=True, copy=False
+    )  # what the dead run before the last one was downloading (as sync_inflight)
     sync_inflight = fields.Char(
         string="Messages in flight", readonly=True, copy=False
     )  # JSON {"folder", "uids"}: what the current run is downloading
