@@ -2,6 +2,7 @@
 
 import imaplib
 import poplib
+import ssl
 
 import pytest
 
@@ -11,10 +12,13 @@ from crm_gmail_sync.engine.errors import (
     KINDS,
     THROTTLED,
     AuthError,
+    NetworkError,
     ProtocolError,
     ThrottledError,
+    TlsError,
     backs_off,
     classify,
+    is_dropped,
     throttled,
 )
 
@@ -99,3 +103,49 @@ def test_errors_classified_before_their_text_was_read_are_refined():
     assert throttled(plain) is plain
     already = ThrottledError(server_text="[THROTTLED]")
     assert throttled(already) is already
+
+
+# What CPython raises when a server drops a TLS connection: at a read in the middle of a
+# session or of its handshake (OpenSSL 3), at a write after the drop, at TLS's goodbye, and
+# poplib's word for a read that found the connection closed.
+DROPPED = [
+    ssl.SSLEOFError(
+        8, "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol (_ssl.c:1006)"
+    ),
+    ssl.SSLEOFError(8, "EOF occurred in violation of protocol (_ssl.c:2427)"),
+    ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed (EOF) (_ssl.c:1006)"),
+    ssl.SSLSyscallError(5, "Some I/O error occurred (_ssl.c:1006)"),
+    ssl.SSLError(1, "[SSL: UNEXPECTED_EOF_WHILE_READING] unexpected eof while reading"),
+    poplib.error_proto("-ERR EOF"),
+]
+
+
+@pytest.mark.parametrize("exc", DROPPED, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("during_login", [False, True])
+def test_a_connection_dropped_under_tls_is_a_network_failure(exc, during_login):
+    assert is_dropped(exc)
+    err = classify(exc, during_login=during_login)
+    assert isinstance(err, NetworkError) and err.kind == errors.NETWORK  # not tls, not auth
+    assert err.server_text == str(exc.args[-1])  # its words, not OpenSSL's error number
+
+
+REFUSED = [
+    ssl.SSLError(1, "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure"),
+    ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"),
+    ssl.SSLError(1, "[SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert protocol version"),
+    ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"),
+]
+
+
+@pytest.mark.parametrize("exc", REFUSED, ids=lambda e: str(e.args[-1]).split("]")[0][6:])
+def test_handshakes_and_certificates_refused_stay_tls_failures(exc):
+    assert not is_dropped(exc)
+    err = classify(exc)
+    assert isinstance(err, TlsError) and err.kind == errors.TLS
+    assert err.server_text == exc.args[-1]
+
+
+def test_other_pop3_answers_are_no_dropped_connection():
+    assert not is_dropped(poplib.error_proto(b"-ERR EOF? no such message"))
+    assert classify(poplib.error_proto(b"-ERR no such message")).kind == errors.PROTOCOL
+    assert classify(poplib.error_proto(b"-ERR [AUTH] bad"), during_login=True).kind == "auth"

@@ -28,7 +28,7 @@ import ssl
 
 AUTH = "auth"  # wrong password, revoked token
 DISABLED = "disabled"  # the account refuses IMAP/POP access (Gmail setting)
-TLS = "tls"  # handshake or certificate verification failed
+TLS = "tls"  # handshake or certificate verification failed (not a connection cut under TLS)
 NETWORK = "network"  # unreachable, refused, timed out, connection dropped
 PROTOCOL = "protocol"  # the server answered something we cannot work with
 THROTTLED = "throttled"  # the server asks this mailbox to slow down or come back later
@@ -49,6 +49,10 @@ _THROTTLE_MARKERS = (
     "exceeded command or bandwidth limits",
     "maximum number of connections",
 )
+# How a connection cut under TLS reads: the peer went away without TLS's goodbye (OpenSSL 3's
+# reason, CPython's text), or poplib's word for a connection closed mid-answer.
+_EOF_MARKERS = ("unexpected_eof_while_reading", "eof occurred in violation of protocol")
+_POP3_EOF = "-ERR EOF"
 
 _MESSAGES = {
     AUTH: "The server refused the login: check the address, the password (for Gmail an "
@@ -148,6 +152,40 @@ def throttled(exc: SyncError) -> SyncError:
     return ThrottledError(server_text=exc.server_text)
 
 
+def is_dropped(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server's end of the connection went away under TLS or
+    POP3 (in the middle of a session or of its handshake): closed without TLS's goodbye
+    (``SSLEOFError``; on OpenSSL 3 ``UNEXPECTED_EOF_WHILE_READING``), with it
+    (``SSLZeroReturnError``), the socket failing under TLS (``SSLSyscallError``), or
+    poplib's ``-ERR EOF`` (the connection closed before an answer's end). A certificate
+    or a handshake refused is none of these.
+
+    >>> is_dropped(ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed (EOF)"))
+    True
+    >>> is_dropped(ssl.SSLError(1, "[SSL: UNEXPECTED_EOF_WHILE_READING] unexpected eof"))
+    True
+    >>> is_dropped(ssl.SSLError(1, "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] handshake failure"))
+    False
+    >>> is_dropped(ssl.SSLCertVerificationError(1, "certificate verify failed"))
+    False
+    """
+    if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)):
+        return True
+    if isinstance(exc, poplib.error_proto):
+        return _text(exc.args[0] if exc.args else "") == _POP3_EOF
+    if isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLCertVerificationError):
+        low = _ssl_text(exc).lower()
+        return any(marker in low for marker in _EOF_MARKERS)
+    return False
+
+
+def _ssl_text(exc: BaseException) -> str:
+    """An ssl error's words, not its first argument (the OpenSSL error number)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return _text(exc.strerror)
+    return _text(exc.args[-1] if exc.args else exc)
+
+
 def _text(value) -> str:
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value).decode("utf-8", "replace")
@@ -172,6 +210,18 @@ def classify(exc: BaseException, during_login: bool = False) -> SyncError:
     'throttled'
     >>> classify(poplib.error_proto(b"-ERR [SYS/TEMP] try later"), during_login=True).kind
     'throttled'
+
+    A connection cut under TLS is a dropped connection, not a TLS failure: the peer
+    closed it without TLS's goodbye, or with it in the middle of an answer, whenever
+    that happens (:func:`is_dropped`). Certificates and handshakes refused stay ``tls``:
+
+    >>> eof = classify(ssl.SSLEOFError(8, "EOF occurred in violation of protocol (_ssl.c:2427)"))
+    >>> eof.kind, eof.server_text
+    ('network', 'EOF occurred in violation of protocol (_ssl.c:2427)')
+    >>> classify(poplib.error_proto("-ERR EOF"), during_login=True).kind  # no wrong password
+    'network'
+    >>> classify(ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")).kind
+    'tls'
     """
     if isinstance(exc, SyncError):
         return throttled(exc)
@@ -179,9 +229,11 @@ def classify(exc: BaseException, during_login: bool = False) -> SyncError:
     if isinstance(exc, (imaplib.IMAP4.error, poplib.error_proto)) and is_throttle(server):
         return ThrottledError(server_text=server)  # IMAP4.abort included (a BYE)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return TlsError(server_text=getattr(exc, "verify_message", "") or server)
+        return TlsError(server_text=getattr(exc, "verify_message", "") or _ssl_text(exc))
+    if is_dropped(exc):
+        return NetworkError(server_text=_ssl_text(exc))
     if isinstance(exc, ssl.SSLError):
-        return TlsError(server_text=server)
+        return TlsError(server_text=_ssl_text(exc))
     if isinstance(exc, imaplib.IMAP4.abort):
         return NetworkError(server_text=server)
     if isinstance(exc, (imaplib.IMAP4.error, poplib.error_proto)):

@@ -19,9 +19,10 @@ stored but whose state was not persisted come back as duplicates (the caller's
 the cursor's progress: the next run resumes there (see :mod:`.planner`).
 
 A message at which runs keep dying (the worker killed by the system while it
-downloads or parses it) is found by the caller through ``Options.on_fetch`` (the
-messages in flight), narrowed with ``Options.isolate`` and passed with
-``Options.skip``: it is reported unparseable, remembered in the cursor
+downloads or parses its headers or its body) is found by the caller through
+``Options.on_fetch`` (the messages in flight), narrowed with ``Options.isolate`` (one
+message at a time, headers included) and passed with ``Options.skip`` (before its
+headers are read): it is reported unparseable, remembered in the cursor
 (``FolderCursor.skipped``) and tried again with ``Options.retry_skipped``.
 """
 
@@ -70,15 +71,18 @@ class Options:
     - ``deadline``: a value of ``clock()`` after which the run stops between two
       batches, once it has handed over at least one (so that every run progresses);
       :attr:`.SyncReport.finished` then says False, and the next run resumes.
-    - ``isolate``: download one message per body fetch (after repeated crashes, so that
-      ``on_fetch`` names the one message at fault).
-    - ``skip``: ``(folder, uid)`` of messages to pass without downloading them (``uid``
-      as text: the IMAP UID or the POP3 UIDL): reported unparseable
-      (:data:`SKIPPED_REASON`) and remembered in the cursor; ``retry_skipped``: try the
-      remembered ones again in this run (after the new mail).
+    - ``isolate``: read one message at a time, its headers and then its body (after
+      repeated crashes, so that ``on_fetch`` names the one message at fault, whether
+      the run dies reading its headers or its body).
+    - ``skip``: ``(folder, uid)`` of messages to pass without reading anything of them,
+      not even their headers (``uid`` as text: the IMAP UID or the POP3 UIDL): reported
+      unparseable (:data:`SKIPPED_REASON`, no dedupe key) and remembered in the cursor,
+      which goes past them as past a message read; ``retry_skipped``: try the
+      remembered ones again in this run (after the new mail), headers first as any.
     - ``on_fetch(folder, uids)`` is called just before the bodies of ``uids`` are
-      downloaded: a caller that records it durably knows, after a crash, which
-      messages were in flight.
+      downloaded, and with ``isolate`` also just before the headers of each message
+      (``uids`` then holds that one): a caller that records it durably knows, after a
+      crash, which messages were in flight.
     """
 
     since_days: int = 90
@@ -337,7 +341,7 @@ class _Run:
         if self.cut:
             return  # the first sync's window still applies to what is left
         cur.backfill_done = True
-        if retry:
+        if retry:  # without the window: a message passed before its headers has no date
             for keys, skipped, msgs, outs, _sent_from, _last in self._work(
                 folder, retry, lambda uidls: fetch_headers(uidls, since=None), fetch_bodies
             ):
@@ -397,33 +401,35 @@ class _Run:
         """Process keys in ``order``: yield ``(keys covered, keys skipped, messages,
         outcomes, sent_from, is_last)``.
 
-        Header batches hold ``batch_size`` keys; a header batch is split further
-        so that the bodies of one yielded batch stay under ``batch_bytes`` (one body
-        each with ``isolate``). ``sent_from``: see :attr:`Batch.sent_from`, from the
-        headers of the keys covered. Stops early, setting ``cut``, when the deadline
-        has passed before a header batch or a body group.
+        Header batches hold ``batch_size`` keys (one with ``isolate``, announced to
+        ``on_fetch`` before its headers are read); a header batch is split further so
+        that the bodies of one yielded batch stay under ``batch_bytes``. Keys in
+        ``skip`` are covered without reading anything of them, headers included.
+        ``sent_from``: see :attr:`Batch.sent_from`, from the headers of the keys
+        covered. Stops early, setting ``cut``, when the deadline has passed before a
+        header batch or a body group.
         """
-        size = max(1, self.opts.batch_size)
-        skip = self.opts.skip
+        isolate, on_fetch = self.opts.isolate, self.opts.on_fetch
+        size = 1 if isolate else max(1, self.opts.batch_size)
         for start in range(0, len(order), size):
             if self._over():
                 return
             chunk = order[start : start + size]
-            heads = fetch_headers(chunk)
+            # passed unread, headers included: the run may have died reading them
+            passed = {k for k in chunk if (folder, str(k)) in self.opts.skip}
+            read = [k for k in chunk if k not in passed] if passed else chunk
+            if read and isolate and on_fetch:
+                on_fetch(folder, [str(k) for k in read])
+            heads = fetch_headers(read) if read else {}
             accepted, outcomes = self._decide(folder, heads)
-            passed = {k for k in accepted if (folder, str(k)) in skip}
             for key in passed:
-                head = accepted.pop(key)
-                self.run_keys.discard(head.dedupe_key)  # another copy may be stored
-                outcomes[key] = Outcome(
-                    folder, head.uid, UNPARSEABLE, head.dedupe_key, SKIPPED_REASON
-                )
+                outcomes[key] = Outcome(folder, str(key), UNPARSEABLE, reason=SKIPPED_REASON)
             groups, group, weight = [], [], 0
             for key in chunk:
                 group.append(key)
                 if key in accepted:
                     weight += accepted[key].size
-                    if weight >= self.opts.batch_bytes or self.opts.isolate:
+                    if weight >= self.opts.batch_bytes:
                         groups.append(group)
                         group, weight = [], 0
             if group:
@@ -433,8 +439,8 @@ class _Run:
                 if i and self._over():
                     return
                 want = [k for k in keys if k in accepted]
-                if want and self.opts.on_fetch:
-                    self.opts.on_fetch(folder, [str(k) for k in want])
+                if want and on_fetch:
+                    on_fetch(folder, [str(k) for k in want])
                 bodies = fetch_bodies(want) if want else {}
                 messages, outs = [], []
                 for key in keys:
