@@ -433,7 +433,7 @@ class TestCrashedWorker(DovecotCommon):
         self.assertIsNone(mailbox["sync_state"])
         self.assertEqual((mailbox["count_stored"], mailbox["count_unparseable"]), (0, 0))
         self.assertTrue(mailbox["last_error"].startswith(NEUTRAL_ERROR), mailbox["last_error"])
-        self.assertIsNone(mailbox["last_error_kind"])
+        self.assertEqual(mailbox["last_error_kind"], "storage")  # not the mail's fault
         self.assertNotEqual(mailbox["state"], "error")
         self.assertFalse(os.path.exists(os.path.join(report["filestore"], sha[:2], sha)))
         self.assertEqual(leftovers(report["filestore"], sha), [])
