@@ -2,6 +2,8 @@ import importlib.util
 import itertools
 import os
 import secrets
+import subprocess
+import sys
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -9,7 +11,10 @@ from pathlib import Path
 from unittest import SkipTest
 
 from odoo.addons.mail.tests.common import mail_new_test_user
+from odoo.service import db as db_service
+from odoo.sql_db import close_db, db_connect
 from odoo.tests import TransactionCase
+from odoo.tools import config
 
 from ..engine import Batch, Outcome, SyncState, normalize_set, parse_message
 
@@ -203,3 +208,53 @@ class DovecotCommon(GmailSyncCommon):
             }
         )
         return login
+
+
+class WorkerDatabaseCase(DovecotCommon):
+    """Real worker processes on committed data: a test's transaction is invisible to other
+    processes (and holds locks that a worker would wait for), so the workers use a database
+    of their own, created with the addon installed and dropped afterwards."""
+
+    GUARD = 300  # seconds: how long a hung worker is waited for (a guard, not an assertion)
+    DB_SUFFIX = "workers"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.config_file = config.rcfile
+        cls.db = f"{config['db_name']}_{cls.DB_SUFFIX}_{secrets.token_hex(4)}"
+        cls.addClassCleanup(db_service.exp_drop, cls.db)
+        install = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "odoo",
+                "-c",
+                cls.config_file,
+                "-d",
+                cls.db,
+                f"--db-filter=^{cls.db}$",
+                "-i",
+                "crm_gmail_sync",
+                "--stop-after-init",
+                "--log-level=warn",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=cls.GUARD * 2,
+            check=False,
+        )
+        if install.returncode:
+            raise RuntimeError(f"installing into {cls.db} failed:\n{install.stdout[-5000:]}")
+        cls.addClassCleanup(close_db, cls.db)
+
+    def _wait_disconnected(self):
+        """Until PostgreSQL has ended the killed worker's session (and released its locks):
+        the server ends it itself, waiting up to GUARD seconds for it to be gone."""
+        with db_connect("postgres").cursor() as cr:
+            cr.execute(
+                """SELECT bool_and(pg_terminate_backend(pid, %s))
+                     FROM pg_stat_activity WHERE datname = %s""",
+                [self.GUARD * 1000, self.db],
+            )
+            self.assertIsNot(cr.fetchone()[0], False, "the killed worker's session stays")

@@ -18,20 +18,19 @@ from unittest.mock import patch
 import psycopg2
 from odoo.addons.base.models.ir_attachment import IrAttachment as BaseAttachment
 from odoo.exceptions import UserError
-from odoo.service import db as db_service
 from odoo.sql_db import close_db, db_connect
 from odoo.tests import tagged
-from odoo.tools import config, mute_logger
+from odoo.tools import mute_logger
 
 from ..models.ir_attachment import AttachmentStorageError
-from .common import MAILBOX_LOGGER, DovecotCommon, make_raw
+from .common import MAILBOX_LOGGER, DovecotCommon, WorkerDatabaseCase, make_raw
 from .crash_worker import RESULT, WRITING, filestore_writes
 
 _numbers = itertools.count(1)
 OWNER = "olivia@ourco.test"
 CUSTOMER = "chris@acme.test"
 WORKER = Path(__file__).with_name("crash_worker.py")
-GUARD = 300  # seconds: how long a hung worker is waited for (a guard, not an assertion)
+GUARD = WorkerDatabaseCase.GUARD
 NEUTRAL_ERROR = "Storing the fetched mail failed; it is fetched again next time."
 
 
@@ -231,7 +230,7 @@ class TestCrashStorage(DovecotCommon):
 
 
 @tagged("post_install", "-at_install")
-class TestCrashedWorker(DovecotCommon):
+class TestCrashedWorker(WorkerDatabaseCase):
     """Real worker processes, killed or refused by the kernel, on committed data.
 
     A test's transaction is invisible to other processes (and holds locks that a worker
@@ -239,34 +238,7 @@ class TestCrashedWorker(DovecotCommon):
     installed and dropped afterwards, filestore included.
     """
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.config_file = config.rcfile
-        cls.db = f"{config['db_name']}_crash_{secrets.token_hex(4)}"
-        cls.addClassCleanup(db_service.exp_drop, cls.db)
-        install = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "odoo",
-                "-c",
-                cls.config_file,
-                "-d",
-                cls.db,
-                f"--db-filter=^{cls.db}$",
-                "-i",
-                "crm_gmail_sync",
-                "--stop-after-init",
-                "--log-level=warn",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=GUARD,
-            check=False,
-        )
-        if install.returncode:
-            raise RuntimeError(f"installing into {cls.db} failed:\n{install.stdout[-5000:]}")
+    DB_SUFFIX = "crash"
 
     def setUp(self):
         super().setUp()
@@ -341,17 +313,6 @@ class TestCrashedWorker(DovecotCommon):
         self.assertEqual(proc.returncode, -signal.SIGKILL)
         [path] = [line.split(" ", 1)[1].strip() for line in lines if line.startswith(WRITING)]
         return path
-
-    def _wait_disconnected(self):
-        """Until PostgreSQL has ended the killed worker's session (and released its locks):
-        the server ends it itself, waiting up to GUARD seconds for it to be gone."""
-        with db_connect("postgres").cursor() as cr:
-            cr.execute(
-                """SELECT bool_and(pg_terminate_backend(pid, %s))
-                     FROM pg_stat_activity WHERE datname = %s""",
-                [GUARD * 1000, self.db],
-            )
-            self.assertIsNot(cr.fetchone()[0], False, "the killed worker's session stays")
 
     def _append(self, content):
         raw = make_raw(

@@ -11,16 +11,13 @@ import sys
 import threading
 from pathlib import Path
 
-from odoo.service import db as db_service
-from odoo.sql_db import close_db, db_connect
 from odoo.tests import tagged
-from odoo.tools import config
 
-from .common import DovecotCommon, make_raw
+from .common import WorkerDatabaseCase, make_raw
 from .sched_worker import LEDGER, PAUSED, READY, RESULT
 
 WORKER = Path(__file__).with_name("sched_worker.py")
-GUARD = 300  # seconds: how long a hung worker is waited for (a guard, not an assertion)
+GUARD = WorkerDatabaseCase.GUARD
 CUSTOMER = "chris@acme.test"
 
 
@@ -66,41 +63,8 @@ class Worker:
 
 
 @tagged("post_install", "-at_install")
-class TestWorkers(DovecotCommon):
-    """A database of their own (a test's transaction is invisible to other processes),
-    created with the addon installed and dropped afterwards."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.config_file = config.rcfile
-        cls.db = f"{config['db_name']}_workers_{secrets.token_hex(4)}"
-        cls.addClassCleanup(db_service.exp_drop, cls.db)
-        install = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "odoo",
-                "-c",
-                cls.config_file,
-                "-d",
-                cls.db,
-                f"--db-filter=^{cls.db}$",
-                "-i",
-                "crm_gmail_sync",
-                "--without-demo=all",
-                "--stop-after-init",
-                "--log-level=warn",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=GUARD * 2,
-            check=False,
-        )
-        if install.returncode:
-            raise RuntimeError(install.stdout)
-        cls.addClassCleanup(close_db, cls.db)
+class TestWorkers(WorkerDatabaseCase):
+    """Scheduler workers (sched_worker.py) in their own processes."""
 
     def _command(self, mode, args):
         return [sys.executable, str(WORKER), self.config_file, self.db, mode, json.dumps(args)]
@@ -153,17 +117,6 @@ class TestWorkers(DovecotCommon):
         code, results = worker.result()
         self.assertEqual((code, len(results)), (0, 1), "".join(worker.lines))
         return json.loads(results[0][len(RESULT) + 1 :])
-
-    def _wait_disconnected(self):
-        """Until PostgreSQL has ended the killed worker's session (and released its locks):
-        the server ends it itself, waiting up to GUARD seconds for it to be gone."""
-        with db_connect("postgres").cursor() as cr:
-            cr.execute(
-                """SELECT bool_and(pg_terminate_backend(pid, %s))
-                     FROM pg_stat_activity WHERE datname = %s""",
-                [GUARD * 1000, self.db],
-            )
-            self.assertIsNot(cr.fetchone()[0], False, "the killed worker's session stays")
 
     # ------------------------------------------------------------ tests
     def test_two_workers_sync_each_mailbox_once_per_round(self):
