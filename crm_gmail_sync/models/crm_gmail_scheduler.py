@@ -521,10 +521,7 @@ class CrmGmailMailbox(models.Model):
         except psycopg2.Error:  # the connection is gone: so is the lock
             _logger.info("crm_gmail_sync: mailbox %s: lock released with its session", self.id)
 
-    # kept for callers of the single-mailbox API (tests, benchmarks)
-    def _try_lock(self):
-        return self._gmail_lock()
-
+    # kept for callers of the single-mailbox API (tests, benchmarks, the demo)
     def _sync_one(self, commit=None):
         """Sync this mailbox now if it may be fetched and nobody else syncs it."""
         self.ensure_one()
@@ -623,17 +620,7 @@ class CrmGmailMailbox(models.Model):
         stops fetching (a refused login waits for new credentials)."""
         self.ensure_one()
         stops = exc.kind in engine_errors.WAITS_FOR_USER
-        failures = self.sync_failures + 1
-        vals = {
-            "last_error": self._error_text(exc),
-            "last_error_kind": exc.kind,
-            "last_error_date": fields.Datetime.now(),
-            "sync_failures": failures,
-            "sync_crashes": 0,
-            "sync_inflight": False,
-            "sync_next_date": fields.Datetime.now()
-            + timedelta(seconds=next_delay(failures, exc.kind, rng=random.random)),
-        }
+        vals = self._gmail_failure_vals(exc.kind, self._error_text(exc))
         if stops:  # due again when its credentials change (see write())
             vals["sync_next_date"] = fields.Datetime.now() + WAIT_FOR_USER
         if stops or exc.kind not in TEMPORARY_KINDS:
@@ -655,19 +642,25 @@ class CrmGmailMailbox(models.Model):
         """Storing failed (the filestore, the database), not the mail: say so, neutrally;
         the batch was not stored and comes again next time (after a backoff)."""
         self.ensure_one()
+        text = error_text(self.with_context(lang=self.user_id.lang).env, STORAGE)
+        self._gmail_update(self._gmail_failure_vals(STORAGE, text))
+
+    def _gmail_failure_vals(self, kind, text):
+        """A failed run of ``kind`` (an engine kind, or ``storage``): its text, one more
+        failure in a row, and the next attempt after its backoff (storage: as network)."""
         failures = self.sync_failures + 1
-        self._gmail_update(
-            {
-                "last_error": error_text(self.with_context(lang=self.user_id.lang).env, STORAGE),
-                "last_error_kind": STORAGE,
-                "last_error_date": fields.Datetime.now(),
-                "sync_failures": failures,
-                "sync_crashes": 0,
-                "sync_inflight": False,
-                "sync_next_date": fields.Datetime.now()
-                + timedelta(seconds=next_delay(failures, engine_errors.NETWORK)),
-            }
-        )
+        now = fields.Datetime.now()
+        backoff_kind = engine_errors.NETWORK if kind == STORAGE else kind
+        return {
+            "last_error": text,
+            "last_error_kind": kind,
+            "last_error_date": now,
+            "sync_failures": failures,
+            "sync_crashes": 0,
+            "sync_inflight": False,
+            "sync_next_date": now
+            + timedelta(seconds=next_delay(failures, backoff_kind, rng=random.random)),
+        }
 
     def _notify_owner_error(self):
         """Schedule the owner's activity, once: not again while an earlier one is open."""
