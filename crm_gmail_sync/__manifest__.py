@@ -2,7 +2,7 @@
     "name": "CRM Gmail Sync",
     "summary": "Show every email with a customer on its lead, contact and deal, "
     "fetched from the salesperson's own Gmail or IMAP/POP3 mailbox",
-    "version": "18.0.1.2.0",
+    "version": "18.0.1.3.0",
     "category": "Sales/CRM",
     "license": "LGPL-3",
     "author": "crm_gmail_sync",
@@ -14,6 +14,7 @@
         "data/ir_cron.xml",
         "views/crm_gmail_mailbox_views.xml",
         "views/crm_gmail_message_views.xml",
+        "views/crm_gmail_conversation_views.xml",
         "views/crm_lead_views.xml",
         "views/res_partner_views.xml",
         "views/res_users_views.xml",

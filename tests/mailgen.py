@@ -22,8 +22,16 @@ def make_message(
     references: list[str] | None = None,
     attachments: list[tuple[str, str, bytes]] = (),
     from_name: str = "",
+    related: list[tuple[str, str, str, bytes]] = (),
 ) -> bytes:
-    """An RFC 5322 message as bytes; ``attachments`` are ``(filename, mimetype, content)``."""
+    """An RFC 5322 message as bytes; ``attachments`` are ``(filename, mimetype, content)``.
+
+    ``related`` are inline parts of the HTML body, ``(content_id, filename, mimetype, content)``
+    with the Content-ID without angle brackets (``src="cid:logo@demo"`` in ``html``): the HTML
+    part becomes a multipart/related of it and them, each ``Content-Disposition: inline``.
+    """
+    if related and not html:
+        raise ValueError("related parts need an html body")
     msg = EmailMessage()
     msg["From"] = formataddr((from_name, frm)) if from_name else frm
     msg["To"] = ", ".join([to] if isinstance(to, str) else to)
@@ -42,6 +50,18 @@ def make_message(
     msg.set_content(body)
     if html:
         msg.add_alternative(html, subtype="html")
+    if related:
+        html_part = msg.get_payload()[1]
+        for content_id, filename, mimetype, content in related:
+            maintype, subtype = mimetype.split("/", 1)
+            html_part.add_related(
+                content,
+                maintype=maintype,
+                subtype=subtype,
+                cid=f"<{content_id}>",
+                filename=filename,
+                disposition="inline",
+            )
     for filename, mimetype, content in attachments:
         maintype, subtype = mimetype.split("/", 1)
         msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)

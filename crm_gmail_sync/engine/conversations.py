@@ -27,7 +27,25 @@ mailbox's own (``scope``), since another account's thread ids mean nothing here.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+
+# Longer keys are stored as their hash: a btree index entry has a size limit, and a
+# crafted Message-ID must not make a batch unstorable.
+MAX_KEY_LENGTH = 400
+
+
+def _bounded(key: str) -> str:
+    """``key`` itself, or a hash of it when it is longer than :data:`MAX_KEY_LENGTH`.
+
+    >>> _bounded("<a@x>")
+    '<a@x>'
+    >>> len(_bounded("<" + "a" * 5000 + "@x>"))
+    66
+    """
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    return "h:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
 
 
 def conversation_keys(header, scope: str) -> list[str]:
@@ -50,7 +68,7 @@ def conversation_keys(header, scope: str) -> list[str]:
             keys.append(key)
     if header.gmail_thrid:
         keys.append(f"gt:{scope}:{header.gmail_thrid}")
-    return keys
+    return list(dict.fromkeys(map(_bounded, keys)))
 
 
 def group(keys_per_email: list[list[str]]) -> list[int]:

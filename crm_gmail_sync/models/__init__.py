@@ -12,6 +12,8 @@ from . import crm_gmail_mailbox
 
 # isort: split
 from . import (
+    crm_gmail_conversation,
+    crm_gmail_conversation_key,
     crm_gmail_credential,
     crm_gmail_mailbox_alias,
     crm_gmail_message,

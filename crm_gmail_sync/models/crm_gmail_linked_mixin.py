@@ -31,6 +31,28 @@ class CrmGmailLinkedMixin(models.AbstractModel):
         search="_search_gmail_message_ids",
     )
     gmail_message_count = fields.Integer(string="Email count", compute="_compute_gmail_message_ids")
+    gmail_conversation_ids = fields.Many2many(
+        "crm.gmail.conversation",
+        string="Conversations",
+        compute="_compute_gmail_conversation_ids",
+    )
+    gmail_conversation_count = fields.Integer(
+        string="Conversation count", compute="_compute_gmail_conversation_ids"
+    )
+    gmail_empty_state = fields.Selection(
+        [
+            ("no_seat", "No seat"),
+            ("no_address", "No email address"),
+            ("no_mailbox", "No mailbox"),
+            ("no_email", "No email yet"),
+        ],
+        string="Why no emails show",
+        compute="_compute_gmail_conversation_ids",
+        help="Technical: the hint the Emails page gives when it has nothing to show.",
+    )
+    gmail_has_mailbox = fields.Boolean(
+        string="Has a mailbox", compute="_compute_gmail_conversation_ids"
+    )
     gmail_share_emails = fields.Boolean(
         string="Share my emails",
         compute="_compute_gmail_share_emails",
@@ -68,6 +90,45 @@ class CrmGmailLinkedMixin(models.AbstractModel):
             record.gmail_message_ids = [(6, 0, ordered)]
             record.gmail_message_count = len(ordered)
 
+    @api.depends(lambda self: self._gmail_link_depends())
+    @api.depends_context("uid")
+    def _compute_gmail_conversation_ids(self):
+        """The record's conversations, newest activity first (by the emails the user may
+        read), and the Emails page's hint when there are none."""
+        user = self.env.user
+        seat = user._crm_gmail_has_seat()
+        link_keys = {record: record._gmail_link_keys() for record in self}
+        by_address = (
+            self.env["crm.gmail.conversation"]._gmail_conversations_of(
+                {k for keys in link_keys.values() for k in keys}
+            )
+            if seat
+            else {}
+        )
+        has_mailbox = seat and bool(
+            self.env["crm.gmail.mailbox"].sudo().search_count([("user_id", "=", user.id)], limit=1)
+        )
+        for record in self:
+            last = {}
+            for key in link_keys[record]:
+                for conversation_id, date in by_address.get(key, {}).items():
+                    if conversation_id not in last or last[conversation_id] < date:
+                        last[conversation_id] = date
+            ordered = sorted(last, key=lambda c: (last[c], c), reverse=True)
+            record.gmail_conversation_ids = [(6, 0, ordered)]
+            record.gmail_conversation_count = len(ordered)
+            record.gmail_has_mailbox = has_mailbox
+            if not seat:
+                record.gmail_empty_state = "no_seat"
+            elif not link_keys[record]:
+                record.gmail_empty_state = "no_address"
+            elif ordered:
+                record.gmail_empty_state = False
+            elif not has_mailbox:
+                record.gmail_empty_state = "no_mailbox"
+            else:
+                record.gmail_empty_state = "no_email"
+
     @api.model
     def _gmail_link_depends(self):
         return ["gmail_email_key"]
@@ -87,6 +148,21 @@ class CrmGmailLinkedMixin(models.AbstractModel):
             )
 
     # ------------------------------------------------------------ actions
+    def action_gmail_open_conversations(self):
+        """The Emails tab, showing this record's conversations."""
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "crm_gmail_sync.crm_gmail_conversation_action"
+        )
+        field = "partner_ids" if self._name == "res.partner" else "lead_ids"
+        action["domain"] = [(field, "in", self.ids)]
+        action["display_name"] = self.env._("Emails: %(name)s", name=self.display_name)
+        action["context"] = {}
+        return action
+
+    def action_gmail_my_mailbox(self):
+        return self.env["crm.gmail.mailbox"].action_open_my_mailbox()
+
     def action_gmail_share_again(self):
         """Share the record's current addresses (after its address or contact changed)."""
         self.env["crm.gmail.share"]._set_shared(self, self._gmail_share_field, True)

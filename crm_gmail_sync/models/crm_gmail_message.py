@@ -60,6 +60,14 @@ class CrmGmailMessage(models.Model):
     body_html = fields.Html(string="Body", readonly=True, sanitize=False)
     preview = fields.Char(readonly=True)
     thread_key = fields.Char(index=True, readonly=True)
+    conversation_id = fields.Many2one(
+        "crm.gmail.conversation", index=True, readonly=True, ondelete="set null"
+    )
+    has_attachments = fields.Boolean(
+        string="With attachments",
+        readonly=True,
+        help="The email has attachments besides the images shown in its text.",
+    )
     message_id_header = fields.Char(string="Message-ID", index=True, readonly=True)
     in_reply_to = fields.Char(string="In-Reply-To", readonly=True)
     references = fields.Text(readonly=True)
@@ -299,6 +307,163 @@ class CrmGmailMessage(models.Model):
             ]
         return [("gmail_email_key", "in", list(keys))]
 
+    @api.model
+    def _conversations_by_address(self, keys):
+        """``{address: {conversation id: last date}}`` of the readable emails with these
+        participants: one query, the record rules of the current user applying (Bcc only
+        for the owner), as :meth:`_ids_by_address`."""
+        keys = [k for k in set(keys) if k]
+        if not keys:
+            return {}
+        self._flush_visibility_inputs()
+        self.flush_model(["date", "conversation_id"])
+        query = self._search([("id", "in", SQL("(SELECT message_id FROM gs_linked)"))])
+        query.order = None
+        alias = query.make_alias(self._table, "gs_address")
+        query.add_join(
+            "JOIN",
+            alias,
+            SQL.identifier("gs_linked"),
+            SQL(
+                "%s = %s AND (%s != 'bcc' OR %s = %s)",
+                SQL.identifier(alias, "message_id"),
+                SQL.identifier(self._table, "id"),
+                SQL.identifier(alias, "role"),
+                SQL.identifier(self._table, "owner_id"),
+                self.env.uid,
+            ),
+        )
+        email = SQL.identifier(alias, "email")
+        conversation = SQL.identifier(self._table, "conversation_id")
+        query.groupby = SQL("%s, %s", email, conversation)
+        rows = self.env.execute_query(
+            SQL(
+                """WITH gs_linked AS MATERIALIZED (
+                       SELECT message_id, email, role FROM crm_gmail_message_address
+                        WHERE email = ANY(%s))
+                   %s""",
+                keys,
+                query.select(
+                    email, conversation, SQL("max(%s)", SQL.identifier(self._table, "date"))
+                ),
+            )
+        )
+        out = {}
+        for address, conversation_id, date in rows:
+            if conversation_id:
+                out.setdefault(address, {})[conversation_id] = date
+        return out
+
+    def _gmail_rows(self):
+        """The values the conversation list reads of these emails (a superuser recordset
+        the caller already restricted to what the user may read), in their order: one
+        query."""
+        if not self:
+            return []
+        rows = self.env.execute_query_dict(
+            SQL(
+                """SELECT m.id, m.conversation_id, m.subject, m.date, m.direction, m.owner_id,
+                          m.has_attachments,
+                          COALESCE(m.message_id_header, 'id:' || m.id) AS identity,
+                          p.name AS owner_name
+                     FROM crm_gmail_message m
+                     JOIN res_users u ON u.id = m.owner_id
+                     JOIN res_partner p ON p.id = u.partner_id
+                    WHERE m.id = ANY(%s)""",
+                self.ids,
+            )
+        )
+        order = {mid: index for index, mid in enumerate(self.ids)}
+        rows.sort(key=lambda row: order[row["id"]])
+        return rows
+
+    @api.model
+    def _gmail_addresses(self, message_ids, uid, rows_by_id):
+        """The participants of these (readable) emails, Bcc only of the user's own: one
+        query."""
+        if not message_ids:
+            return []
+        rows = self.env.execute_query_dict(
+            SQL(
+                """SELECT message_id, email, name, role FROM crm_gmail_message_address
+                    WHERE message_id = ANY(%s) ORDER BY message_id, id""",
+                message_ids,
+            )
+        )
+        return [
+            row
+            for row in rows
+            if row["role"] != "bcc" or rows_by_id[row["message_id"]]["owner_id"] == uid
+        ]
+
+    @api.model
+    def _gmail_links(self, emails):
+        """``{"leads": {address: [ids]}, "partners": {address: [ids]}}``: the leads/deals
+        and contacts these addresses show on, among those the current user may read (a
+        deal through its main contact too)."""
+        emails = [e for e in emails if e]
+        out = {"leads": {}, "partners": {}, "names": {}}
+        if not emails:
+            return out
+        leads = self.env["crm.lead"]._search(
+            [
+                "|",
+                ("gmail_email_key", "in", emails),
+                "&",
+                ("type", "=", "opportunity"),
+                ("partner_id.gmail_email_key", "in", emails),
+            ]
+        )
+        # colleagues are no contact an email is "on" (as for the customer test of the sync)
+        partners = self.env["res.partner"]._search(
+            [("gmail_email_key", "in", emails), ("user_ids", "not any", [("share", "=", False)])]
+        )
+        wanted = set(emails)
+        for lead_id, own, contact in self.env.execute_query(
+            SQL(
+                """SELECT l.id, l.gmail_email_key,
+                          CASE WHEN l.type = 'opportunity' THEN p.gmail_email_key END
+                     FROM crm_lead l LEFT JOIN res_partner p ON p.id = l.partner_id
+                    WHERE l.id IN %s""",
+                leads.subselect(),
+            )
+        ):
+            for key in {own, contact} & wanted:
+                out["leads"].setdefault(key, []).append(lead_id)
+        for partner_id, key, name in self.env.execute_query(
+            SQL(
+                "SELECT id, gmail_email_key, name FROM res_partner WHERE id IN %s ORDER BY id",
+                partners.subselect(),
+            )
+        ):
+            out["partners"].setdefault(key, []).append(partner_id)
+            out["names"].setdefault(key, name)
+        return out
+
+    def _gmail_share_note(self):
+        """What the owner is told about who else sees these emails of theirs."""
+        if not self:
+            return False
+        mailboxes = self.mapped("mailbox_id")
+        if all(box.visibility == "private" for box in mailboxes):
+            return self.env._("Private mailbox: only you see these emails.")
+        shared = self.env.execute_query(
+            SQL(
+                "SELECT count(*) FROM (%s) s WHERE s.message_id = ANY(%s)",
+                self._shared_sql(),
+                self.ids,
+            )
+        )[0][0]
+        if shared:
+            return self.env._(
+                'Shared: colleagues see your emails here, as you ticked "Share my emails" '
+                "on the lead, deal or contact."
+            )
+        return self.env._(
+            'Not shared: tick "Share my emails" on the lead, deal or contact to let '
+            "colleagues see them."
+        )
+
     # ------------------------------------------------------------ sync storage
     @api.model
     def _create_from_engine(self, mailbox, parsed_messages, owner):
@@ -334,6 +499,8 @@ class CrmGmailMessage(models.Model):
             self.env.cr.execute("LOCK TABLE ir_attachment IN ROW EXCLUSIVE MODE")
             # written so that a crash or a full disk cannot cost an email: ir_attachment.py
             self.env["ir.attachment"].with_context(**{STORE_CONTEXT: True}).create(attachment_vals)
+        # last: the assignment holds a lock on conversations until the batch's commit
+        self.env["crm.gmail.conversation.key"]._gmail_assign(records)
         return records
 
     @api.model
@@ -370,6 +537,7 @@ class CrmGmailMessage(models.Model):
             "folder": head.folder or False,
             "server_uid": head.uid or False,
             "size": head.size or 0,
+            "has_attachments": any(not att.inline for att in msg.attachments),
         }
 
     @api.model
