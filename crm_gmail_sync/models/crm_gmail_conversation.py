@@ -88,7 +88,7 @@ class CrmGmailConversation(models.Model):
         "res.partner", string="Contacts", compute="_compute_view", search="_search_partner_ids"
     )
     is_mine = fields.Boolean(string="Mine", compute="_compute_view", search="_search_is_mine")
-    shared_by = fields.Char(compute="_compute_view")
+    shared_by = fields.Char(string="Shared by", compute="_compute_view")
     body = fields.Text(
         string="Email text",
         compute="_compute_body",
@@ -139,13 +139,11 @@ class CrmGmailConversation(models.Model):
 
     @api.depends_context("uid")
     def _compute_share_note(self):
-        Message = self.env["crm.gmail.message"]
         for conversation in self:
-            conversation.share_note = Message._gmail_share_note(
-                conversation._gmail_visible_messages().filtered(
-                    lambda m: m.owner_id.id == self.env.uid
-                )
+            mine = conversation._gmail_visible_messages().filtered(
+                lambda m: m.owner_id.id == self.env.uid
             )
+            conversation.share_note = mine._gmail_share_note()
 
     @api.depends_context("uid", "lang", "tz")
     def _compute_cards_html(self):
@@ -429,9 +427,7 @@ class CrmGmailConversation(models.Model):
                 {pid for e in emails for pid in links["partners"].get(e, ())}
             )
             others = [owners[o] for o in vals["owner_ids"] if o != uid]
-            vals["shared_by"] = (
-                self.env._("Shared by %(names)s", names=", ".join(others)) if others else False
-            )
+            vals["shared_by"] = ", ".join(others) or False
         return data
 
     @api.model

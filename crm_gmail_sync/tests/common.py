@@ -4,6 +4,7 @@ import os
 import secrets
 import subprocess
 import sys
+import unittest
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -13,7 +14,7 @@ from unittest import SkipTest
 from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.service import db as db_service
 from odoo.sql_db import close_db, db_connect
-from odoo.tests import TransactionCase
+from odoo.tests import HttpCase, TransactionCase
 from odoo.tools import config
 
 from ..engine import Batch, Outcome, SyncState, normalize_set, parse_message
@@ -258,3 +259,39 @@ class WorkerDatabaseCase(DovecotCommon):
                 [self.GUARD * 1000, self.db],
             )
             self.assertIsNot(cr.fetchone()[0], False, "the killed worker's session stays")
+
+
+def _browser_executable():
+    """The Chrome/Chromium that Odoo's ChromeBrowser will start, or None."""
+    from odoo.tests.common import _find_executable
+
+    try:
+        return _find_executable()
+    except (OSError, unittest.SkipTest):  # Odoo 18 raises SkipTest when there is none
+        return None
+
+
+class TourCase(HttpCase, GmailSyncCommon):
+    """Browser tours (headless Chromium): without a browser they are skipped, except under
+    ``CI=true``, where that is a failure."""
+
+    def setUp(self):
+        super().setUp()
+        if not _browser_executable():
+            message = (
+                "no Chrome/Chromium found (Odoo looks for google-chrome, chromium, "
+                "chromium-browser, google-chrome-stable): apt-get install chromium"
+            )
+            if os.environ.get("CI") == "true":
+                self.fail(message)
+            self.skipTest(message)
+
+    def start_tour(self, url_path, tour_name, step_delay=None, **kwargs):
+        # Odoo turns a browser that cannot start (no websocket-client, no DevTools port...)
+        # into a skip; in CI a browser test that did not run is a failure.
+        try:
+            return super().start_tour(url_path, tour_name, step_delay, **kwargs)
+        except unittest.SkipTest as exc:
+            if os.environ.get("CI") == "true":
+                self.fail(f"the browser test could not run: {exc}")
+            raise

@@ -319,6 +319,8 @@ class TestConversations(GmailSyncCommon):
             ),
         )
         self.assertEqual(theirs.shared_by, False)
+        self.assertIn("Shared:", theirs.share_note, "the colleague's own shared copy")
+        self.assertIn("Private mailbox", mine.share_note)
         self.assertIn("Carl Colleague", mine.shared_by)
 
     def test_no_seat_no_conversations_and_private_mailbox_invisible(self):

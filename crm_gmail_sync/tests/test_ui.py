@@ -6,29 +6,16 @@ skips browser tests; with ``CI=true`` that is a failure instead (``.ci/run`` ins
 ``chromium``).
 """
 
-import os
-import unittest
-
 from odoo.fields import Command
-from odoo.tests import HttpCase, tagged
+from odoo.tests import tagged
 
-from .common import SEAT, TAB, TAB_VISIBLE, GmailSyncCommon, make_raw
+from .common import SEAT, TAB, TAB_VISIBLE, TourCase, make_raw
 
 SUBJECT = "Tour: quote for 40 widgets"  # the tour looks for this text
 
 
-def _browser_executable():
-    """The Chrome/Chromium that Odoo's ChromeBrowser will start, or None."""
-    from odoo.tests.common import _find_executable
-
-    try:
-        return _find_executable()
-    except (OSError, unittest.SkipTest):  # Odoo 18 raises SkipTest when there is none
-        return None
-
-
 @tagged("post_install", "-at_install")
-class TestEmailsTabUi(HttpCase, GmailSyncCommon):
+class TestEmailsTabUi(TourCase):
     """Who sees the CRM "Emails" menu, list and deal page: seat AND Emails tab profile."""
 
     @classmethod
@@ -48,28 +35,10 @@ class TestEmailsTabUi(HttpCase, GmailSyncCommon):
             [make_raw("Chris Customer <chris@acme.test>", "olivia@ourco.test", subject=SUBJECT)],
         )
 
-    def setUp(self):
-        super().setUp()
-        if not _browser_executable():
-            message = (
-                "no Chrome/Chromium found (Odoo looks for google-chrome, chromium, "
-                "chromium-browser, google-chrome-stable): apt-get install chromium"
-            )
-            if os.environ.get("CI") == "true":
-                self.fail(message)
-            self.skipTest(message)
-
     def start_tour(self, url_path, tour_name, step_delay=None, **kwargs):
         # the tours open the deal from "My Pipeline", the CRM app's first page
         self.deal.user_id = self.env["res.users"].search([("login", "=", kwargs["login"])])
-        # Odoo turns a browser that cannot start (no websocket-client, no DevTools port...)
-        # into a skip; in CI a browser test that did not run is a failure.
-        try:
-            return super().start_tour(url_path, tour_name, step_delay, **kwargs)
-        except unittest.SkipTest as exc:
-            if os.environ.get("CI") == "true":
-                self.fail(f"the browser test could not run: {exc}")
-            raise
+        return super().start_tour(url_path, tour_name, step_delay, **kwargs)
 
     def assertGroups(self, user, seat, tab):
         """The precondition of each tour, so that a tour checks what its name says."""

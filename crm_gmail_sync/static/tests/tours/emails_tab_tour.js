@@ -89,7 +89,7 @@ registry.category("web_tour.tours").add("crm_gmail_sync_emails_tab_shown", {
         },
         {
             content: "the Emails page lists the customer's email",
-            trigger: `.o_notebook .tab-pane.active .o_field_widget[name='gmail_message_ids'] .o_data_row td[name='subject']:contains('${SUBJECT}')`,
+            trigger: `.o_notebook .tab-pane.active .o_field_widget[name='gmail_conversation_ids'] .o_data_row td[name='subject']:contains('${SUBJECT}')`,
         },
     ],
 });
