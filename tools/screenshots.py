@@ -130,6 +130,14 @@ def main():
             "?.querySelector('td[name=subject]').click()"
         )
         browser.wait_for(".o_form_view .o_gmail_card img[src^='/web/image/']")
+        browser.js(
+            "document.querySelector(\".o_gmail_card img[src^='/web/image/']\")"
+            ".closest('.o_gmail_card').scrollIntoView({block: 'center'});"
+            "const c = document.querySelector('.o_content');"
+            "c.scrollTop += document.querySelector(\".o_gmail_card img[src^='/web/image/']\")"
+            ".closest('.o_gmail_card').getBoundingClientRect().top - 250;"
+        )
+        time.sleep(0.5)
         browser.shot(out / "conversation.png")
         browser.goto(f"{args.url}/odoo/crm")
         browser.wait_for(".o_kanban_record")

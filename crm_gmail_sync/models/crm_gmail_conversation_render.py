@@ -163,6 +163,8 @@ def _body(env, body, files):
         parent = element.getparent()
         if parent is None or parent.get(QUOTE) is not None or parent.tag == "details":
             continue
+        if "signature" in (element.get("class") or ""):
+            continue  # Odoo marks signatures too: they are no history, and hold logos
         details = etree.Element("details", {"class": "o_gmail_quote"})
         summary = etree.SubElement(
             details, "summary", {"class": "text-muted", "title": env._("Show the quoted text")}

@@ -351,7 +351,7 @@ class TestConversations(GmailSyncCommon):
         msg["Message-ID"] = "<logo@acme>"
         msg.set_content("plain")
         msg.add_alternative(
-            '<p>See our logo <img src="cid:logo@acme.test"></p>'
+            '<p>See our logo</p><div class="gmail_signature">-- <br><img src="cid:logo@acme.test"></div>'
             '<div class="gmail_quote"><blockquote class="gmail_quote">old text</blockquote></div>',
             subtype="html",
         )
@@ -381,6 +381,9 @@ class TestConversations(GmailSyncCommon):
         )
         self.assertRegex(
             html, r"<details[^>]*o_gmail_quote[^>]*>.*old text", "quoted history folded"
+        )
+        self.assertLess(
+            html.index("/web/image/"), html.index("<details"), "a signature is not folded"
         )
         self.assertIn(f"/odoo/res.partner/{self.contact.id}", html, "sender linked to the contact")
         self.assertIn(f"/odoo/crm.lead/{self.deal.id}", html, "link to the deal of the contact")
