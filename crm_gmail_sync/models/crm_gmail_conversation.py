@@ -149,7 +149,10 @@ class CrmGmailConversation(models.Model):
     def _compute_cards_html(self):
         for conversation in self:
             conversation.cards_html = render_cards(
-                self.env, conversation._gmail_visible_messages(), conversation
+                self.env,
+                conversation._gmail_visible_messages(),
+                conversation.lead_ids,
+                conversation.partner_ids,
             )
 
     @api.model

@@ -20,9 +20,10 @@ from odoo.tools import SQL, format_datetime
 QUOTE = "data-o-mail-quote"  # what Odoo's sanitiser marks as quoted history
 
 
-def render_cards(env, messages, conversation):
+def render_cards(env, messages, leads, partners):
     """The HTML of the cards of ``messages`` (a superuser recordset of readable emails,
-    oldest first) for ``env``'s user."""
+    oldest first) for ``env``'s user, with links to ``leads`` and ``partners`` (records
+    the user may read)."""
     if not messages:
         return False
     uid = env.uid
@@ -62,10 +63,10 @@ def render_cards(env, messages, conversation):
         )
     links = [
         {"name": lead.display_name, "url": f"/odoo/crm.lead/{lead.id}", "kind": lead.type}
-        for lead in conversation.lead_ids
+        for lead in leads
     ] + [
         {"name": partner.display_name, "url": f"/odoo/res.partner/{partner.id}", "kind": "contact"}
-        for partner in conversation.partner_ids
+        for partner in partners
     ]
     return env["ir.qweb"]._render(
         "crm_gmail_sync.conversation_cards", {"cards": cards, "links": links}

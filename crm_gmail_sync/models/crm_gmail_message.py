@@ -6,6 +6,8 @@ from odoo.osv import expression
 from odoo.tools import SQL, html_sanitize, plaintext2html
 
 from ..engine.types import DIRECTION_SENT
+from .crm_gmail_conversation_render import render_cards
+from .crm_gmail_restricted_mixin import readable_by_real_user
 from .ir_attachment import STORE_CONTEXT
 from .res_groups import GROUP_SEAT
 
@@ -88,6 +90,7 @@ class CrmGmailMessage(models.Model):
         domain=[("res_model", "=", "crm.gmail.message")],
     )
     attachment_count = fields.Integer(compute="_compute_attachment_count")
+    card_html = fields.Html(string="Email", compute="_compute_card_html", sanitize=False)
     is_accessible = fields.Boolean(
         string="Readable by me",
         compute="_compute_is_accessible",
@@ -122,6 +125,30 @@ class CrmGmailMessage(models.Model):
         for message in self:
             message.attachment_count = counts.get(message.id, 0)
 
+    @api.depends_context("uid", "lang", "tz")
+    def _compute_card_html(self):
+        """The email as a card, as its conversation shows it (for who may read it)."""
+        readable = readable_by_real_user(self)
+        for message in self:
+            if message not in readable:
+                message.card_html = False
+                continue
+            email = message.sudo()
+            emails = [
+                a.email
+                for a in email.address_ids
+                if a.role != "bcc" or email.owner_id.id == self.env.uid
+            ]
+            links = self._gmail_links(emails)
+            leads = {lid for e in emails for lid in links["leads"].get(e, ())}
+            partners = {pid for e in emails for pid in links["partners"].get(e, ())}
+            message.card_html = render_cards(
+                self.env,
+                email,
+                self.env["crm.lead"].browse(sorted(leads)),
+                self.env["res.partner"].browse(sorted(partners)),
+            )
+
     @api.depends_context("uid")
     def _compute_is_accessible(self):
         # For the current *user*, also in superuser mode: check_access() and has_access()
@@ -144,6 +171,11 @@ class CrmGmailMessage(models.Model):
     @api.model
     def _gmail_neutral_name(self):
         return self.env._("Email (no access)")
+
+    # ------------------------------------------------------------ actions
+    def action_open_conversation(self):
+        self.ensure_one()
+        return self.conversation_id.action_open()
 
     # ------------------------------------------------------------ business
     @api.model

@@ -7,8 +7,10 @@ conversation only the emails they may read (count, dates, order, search, groupin
 participants), with the owner's view of the same conversation as the control.
 """
 
+import importlib.util
 import itertools
 import re
+from pathlib import Path
 
 from odoo.tests import tagged
 
@@ -198,7 +200,12 @@ class TestConversations(GmailSyncCommon):
         self.env.cr.execute("DELETE FROM crm_gmail_conversation_key")
         self.env.cr.execute("DELETE FROM crm_gmail_conversation")
         self.env.invalidate_all()
-        self.assertEqual(self.env["crm.gmail.conversation.key"]._gmail_assign_all(), 6)
+        migration = Path(__file__).parents[1] / "migrations" / "18.0.1.3.0" / "post-migrate.py"
+        spec = importlib.util.spec_from_file_location("crm_gmail_sync_migrate_1_3", migration)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.migrate(self.env.cr, "18.0.1.2.0")  # what the upgrade runs
+        self.env.invalidate_all()
         self.assertEqual(
             (self.partition(self.mailbox_colleague), self.partition(self.mailbox_owner)), expected
         )
@@ -351,7 +358,8 @@ class TestConversations(GmailSyncCommon):
         msg["Message-ID"] = "<logo@acme>"
         msg.set_content("plain")
         msg.add_alternative(
-            '<p>See our logo</p><div class="gmail_signature">-- <br><img src="cid:logo@acme.test"></div>'
+            '<p>See our logo</p><div class="gmail_signature">-- <br>'
+            '<img src="cid:logo@acme.test"></div>'
             '<div class="gmail_quote"><blockquote class="gmail_quote">old text</blockquote></div>',
             subtype="html",
         )
