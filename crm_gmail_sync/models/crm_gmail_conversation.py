@@ -26,7 +26,8 @@ the rest (:meth:`_gmail_view_data`).
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import SQL
+from odoo.osv import expression
+from odoo.tools import SQL, Query
 
 from .crm_gmail_conversation_render import render_cards
 
@@ -50,7 +51,10 @@ class CrmGmailConversation(models.Model):
     # the emails the real user may read: computed for each user (a stored one2many would
     # be read without the comodel's record rules, and cached for every user alike)
     message_ids = fields.Many2many(
-        "crm.gmail.message", string="Emails", compute="_compute_message_ids"
+        "crm.gmail.message",
+        string="Emails",
+        compute="_compute_message_ids",
+        search="_search_message_ids",
     )
     is_visible = fields.Boolean(
         string="Readable by me",
@@ -60,8 +64,12 @@ class CrmGmailConversation(models.Model):
     )
     subject = fields.Char(compute="_compute_view", search="_search_subject")
     participants = fields.Char(compute="_compute_view", search="_search_participants")
-    message_count = fields.Integer(string="Emails in it", compute="_compute_view")
-    last_date = fields.Datetime(string="Last email", compute="_compute_view")
+    message_count = fields.Integer(
+        string="Emails in it", compute="_compute_view", search="_search_message_count"
+    )
+    last_date = fields.Datetime(
+        string="Last email", compute="_compute_view", search="_search_last_date"
+    )
     last_direction = fields.Selection(
         [("received", "From the customer"), ("sent", "From us")],
         string="Last email is",
@@ -251,10 +259,57 @@ class CrmGmailConversation(models.Model):
         mine = (operator == "=") == value
         return self._gmail_where([("owner_id", "=" if mine else "!=", self.env.uid)])
 
+    def _search_message_ids(self, operator, value):
+        if operator == "!=" and value is False:
+            return self._gmail_where([])
+        if operator not in ("in", "=") or not (
+            isinstance(value, Query) or _int_list(value) is not None
+        ):
+            raise UserError(self.env._("Unsupported search on %(field)s.", field="message_ids"))
+        ids = value if isinstance(value, Query) else _int_list(value)
+        return self._gmail_where([("id", "in", ids)])
+
+    def _search_last_date(self, operator, value):
+        return self._gmail_search_aggregate("last_date", operator, value)
+
+    def _search_message_count(self, operator, value):
+        return self._gmail_search_aggregate("message_count", operator, value)
+
+    def _gmail_search_aggregate(self, fname, operator, value):
+        """Conversations by a per-user aggregate (what the list shows and groups by)."""
+        field = self._fields[fname]
+        try:
+            if operator not in ("=", "!=", "<", "<=", ">", ">=") or value is False:
+                raise ValueError(operator)
+            value = field.convert_to_column(value, self)
+        except (ValueError, TypeError):
+            raise UserError(self.env._("Unsupported search on %(field)s.", field=fname)) from None
+        visible = self._gmail_visible_query()
+        table = SQL.identifier(visible.table)
+        aggregate = SQL(AGGREGATES[fname].replace("m.", f'"{visible.table}".'))
+        return [
+            (
+                "id",
+                "in",
+                SQL(
+                    """(SELECT %(t)s.conversation_id FROM %(from)s WHERE %(where)s
+                         GROUP BY %(t)s.conversation_id HAVING %(agg)s %(op)s %(value)s)""",
+                    t=table,
+                    agg=aggregate,
+                    op=SQL(operator),
+                    value=value,
+                    **{"from": visible.from_clause, "where": visible.where_clause},
+                ),
+            )
+        ]
+
     def _search_last_direction(self, operator, value):
-        if operator not in ("=", "!=", "in", "not in"):
+        values = [] if value is False else [value] if isinstance(value, str) else value
+        if operator not in ("=", "!=", "in", "not in") or not (
+            isinstance(values, (list, tuple)) and all(isinstance(v, str) for v in values)
+        ):
             raise UserError(self.env._("Unsupported search on %(field)s.", field="last_direction"))
-        values = [value] if isinstance(value, str) else list(value or [])
+        values = list(values)
         visible = self._gmail_visible_query()
         table = SQL.identifier(visible.table)
         last = SQL(
@@ -286,17 +341,33 @@ class CrmGmailConversation(models.Model):
         return self._gmail_search_pairs("partner_ids", operator, value)
 
     def _gmail_search_pairs(self, fname, operator, value):
-        if operator not in ("in", "=") or value is False:
+        """Conversations by the leads/deals or contacts they show on: ids, a name (the
+        search view's text), "is (not) set", an ``any`` the ORM resolved (a query);
+        odd values are a user error, never SQL."""
+        comodel = self.env[self._fields[fname].comodel_name]
+        negative = operator in expression.NEGATIVE_TERM_OPERATORS
+        if negative:
+            operator = expression.TERM_OPERATORS_NEGATION[operator]
+        if operator == "=" and value is False:  # "is not set": no such record
+            negative, where = not negative, SQL("TRUE")
+        elif operator in ("=", "in") and isinstance(value, Query):
+            where = SQL("value IN %s", value.subselect())
+        elif operator in ("=", "in") and _int_list(value) is not None:
+            where = SQL("value = ANY(%s)", _int_list(value))
+        elif operator in ("=", "like", "ilike", "=like", "=ilike") and isinstance(value, str):
+            where = SQL(
+                "value IN %s", comodel._search([("display_name", operator, value)]).subselect()
+            )
+        else:
             raise UserError(self.env._("Unsupported search on %(field)s.", field=fname))
-        ids = [value] if isinstance(value, int) else list(value)
         return [
             (
                 "id",
-                "in",
+                "not in" if negative else "in",
                 SQL(
-                    "(SELECT conversation_id FROM (%s) p WHERE value = ANY(%s))",
+                    "(SELECT conversation_id FROM (%s) p WHERE %s)",
                     self._gmail_pairs_sql(fname),
-                    ids,
+                    where,
                 ),
             )
         ]
@@ -352,7 +423,10 @@ class CrmGmailConversation(models.Model):
             self.env.uid,
         )
         if fname == "partner_ids":
-            partners = self.env["res.partner"]._search([("gmail_email_key", "!=", False)])
+            # as _gmail_links: colleagues are no contact an email is "on"
+            partners = self.env["res.partner"]._search(
+                [("gmail_email_key", "!=", False), ("user_ids", "not any", [("share", "=", False)])]
+            )
             return SQL(
                 """SELECT DISTINCT %s.conversation_id, p.id AS value FROM %s %s
                      JOIN res_partner p ON p.gmail_email_key = a.email
@@ -438,3 +512,11 @@ class CrmGmailConversation(models.Model):
         """``{address: {conversation id: last date}}`` of the readable emails with these
         participants (one query; Bcc only for the owner)."""
         return self.env["crm.gmail.message"]._conversations_by_address(keys)
+
+
+def _int_list(value):
+    """``value`` as a list of record ids (an id or a list of them), or None."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return values
+    return None

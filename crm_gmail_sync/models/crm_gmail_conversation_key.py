@@ -30,6 +30,7 @@ LOCK_NAMESPACE = 0x67636F6E  # "gcon"
 
 class CrmGmailConversationKey(models.Model):
     _name = "crm.gmail.conversation.key"
+    _inherit = ["crm.gmail.restricted.mixin"]
     _description = "Conversation key of synced emails"
     _log_access = False
     _rec_name = "key"
@@ -41,6 +42,16 @@ class CrmGmailConversationKey(models.Model):
     )
 
     _sql_constraints = [("key_uniq", "unique(key)", "A conversation key is stored once.")]
+
+    # ------------------------------------------------------------ names
+    # a key is a Message-ID of anybody's mail: Odoo names records as superuser (a new
+    # activity's res_name...), so the name is neutral for every user
+    def _gmail_named_for_user(self):
+        return self.browse()
+
+    @api.model
+    def _gmail_neutral_name(self):
+        return self.env._("Conversation key (no access)")
 
     # ------------------------------------------------------------ business
     @api.model

@@ -1,4 +1,5 @@
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 
 from ..engine import normalize_email
 
@@ -35,6 +36,7 @@ class CrmGmailLinkedMixin(models.AbstractModel):
         "crm.gmail.conversation",
         string="Conversations",
         compute="_compute_gmail_conversation_ids",
+        search="_search_gmail_conversation_ids",
     )
     gmail_conversation_count = fields.Integer(
         string="Conversation count", compute="_compute_gmail_conversation_ids"
@@ -132,6 +134,15 @@ class CrmGmailLinkedMixin(models.AbstractModel):
     @api.model
     def _gmail_link_depends(self):
         return ["gmail_email_key"]
+
+    def _search_gmail_conversation_ids(self, operator, value):
+        """Records by their conversations: those of the readable emails of these
+        conversations (the record rules apply), as ``gmail_message_ids``."""
+        if operator not in ("in", "=") or value is False:
+            raise UserError(self.env._("Unsupported search on the conversations."))
+        Message = self.env["crm.gmail.message"]
+        emails = Message._search([("conversation_id", operator, value)])
+        return Message._search_linked(self._name, "in", emails)
 
     def _search_gmail_message_ids(self, operator, value):
         return self.env["crm.gmail.message"]._search_linked(self._name, operator, value)

@@ -1,6 +1,9 @@
 # ruff: noqa: F401
 from . import (
     test_access,
+    test_conversation_leaks,
+    test_conversation_ui,
+    test_conversations,
     test_crash_storage,
     test_leaks,
     test_licence,
