@@ -187,6 +187,14 @@ class CrmGmailConversation(models.Model):
             return SQL.identifier(sub, "value")
         return super()._field_to_sql(alias, fname, query, flush)
 
+    def _order_to_sql(self, order, query, alias=None, reverse=False):
+        # the per-user values tie often (a count of 1, a subject): break ties by id, so
+        # that the order is the same whatever else the database holds
+        sql = super()._order_to_sql(order, query, alias, reverse)
+        if sql and query.groupby is None:
+            sql = SQL("%s, %s", sql, SQL.identifier(alias or self._table, "id"))
+        return sql
+
     def _read_group_groupby(self, groupby_spec, query):
         if groupby_spec in ("owner_ids", "lead_ids", "partner_ids"):
             sub = query.make_alias(self._table, f"gmail_{groupby_spec}")
