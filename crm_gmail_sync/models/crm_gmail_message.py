@@ -279,11 +279,28 @@ class CrmGmailMessage(models.Model):
             return {}, {}
         self._flush_visibility_inputs()
         self.flush_model(["date"])
-        # One query: the participants by address first (index on (email, message_id)),
-        # materialised so that PostgreSQL starts there, then the record rules'
-        # conditions on those messages only.
+        query, alias = self._linked_query()
+        rows = self._linked_rows(
+            keys,
+            query,
+            SQL.identifier(alias, "email"),
+            SQL.identifier(self._table, "id"),
+            SQL.identifier(self._table, "date"),
+        )
+        rows.sort(key=lambda row: (row[2], row[1]), reverse=True)
+        out, rank = {}, {}
+        for email, message_id, _date in rows:
+            out.setdefault(email, []).append(message_id)
+            rank.setdefault(message_id, len(rank))
+        return out, rank
+
+    @api.model
+    def _linked_query(self):
+        """``(query, alias)``: the readable emails joined to their participants among the
+        addresses of ``gs_linked`` (see :meth:`_linked_rows`), Bcc only for the owner;
+        unordered."""
         query = self._search([("id", "in", SQL("(SELECT message_id FROM gs_linked)"))])
-        query.order = None  # sorted below: ORDER BY date would make PostgreSQL walk every email
+        query.order = None  # ORDER BY date would make PostgreSQL walk every email
         alias = query.make_alias(self._table, "gs_address")
         query.add_join(
             "JOIN",
@@ -298,26 +315,23 @@ class CrmGmailMessage(models.Model):
                 self.env.uid,
             ),
         )
-        rows = self.env.execute_query(
+        return query, alias
+
+    @api.model
+    def _linked_rows(self, keys, query, *columns):
+        """One query: the participants with the addresses ``keys`` first (index on
+        (email, message_id)), materialised so that PostgreSQL starts there, then the
+        record rules' conditions of ``query`` on those emails only."""
+        return self.env.execute_query(
             SQL(
                 """WITH gs_linked AS MATERIALIZED (
                        SELECT message_id, email, role FROM crm_gmail_message_address
                         WHERE email = ANY(%s))
                    %s""",
                 keys,
-                query.select(
-                    SQL.identifier(alias, "email"),
-                    SQL.identifier(self._table, "id"),
-                    SQL.identifier(self._table, "date"),
-                ),
+                query.select(*columns),
             )
         )
-        rows.sort(key=lambda row: (row[2], row[1]), reverse=True)
-        out, rank = {}, {}
-        for email, message_id, _date in rows:
-            out.setdefault(email, []).append(message_id)
-            rank.setdefault(message_id, len(rank))
-        return out, rank
 
     @api.model
     def _search_linked(self, model, operator, value):
@@ -349,36 +363,12 @@ class CrmGmailMessage(models.Model):
             return {}
         self._flush_visibility_inputs()
         self.flush_model(["date", "conversation_id"])
-        query = self._search([("id", "in", SQL("(SELECT message_id FROM gs_linked)"))])
-        query.order = None
-        alias = query.make_alias(self._table, "gs_address")
-        query.add_join(
-            "JOIN",
-            alias,
-            SQL.identifier("gs_linked"),
-            SQL(
-                "%s = %s AND (%s != 'bcc' OR %s = %s)",
-                SQL.identifier(alias, "message_id"),
-                SQL.identifier(self._table, "id"),
-                SQL.identifier(alias, "role"),
-                SQL.identifier(self._table, "owner_id"),
-                self.env.uid,
-            ),
-        )
+        query, alias = self._linked_query()
         email = SQL.identifier(alias, "email")
         conversation = SQL.identifier(self._table, "conversation_id")
         query.groupby = SQL("%s, %s", email, conversation)
-        rows = self.env.execute_query(
-            SQL(
-                """WITH gs_linked AS MATERIALIZED (
-                       SELECT message_id, email, role FROM crm_gmail_message_address
-                        WHERE email = ANY(%s))
-                   %s""",
-                keys,
-                query.select(
-                    email, conversation, SQL("max(%s)", SQL.identifier(self._table, "date"))
-                ),
-            )
+        rows = self._linked_rows(
+            keys, query, email, conversation, SQL("max(%s)", SQL.identifier(self._table, "date"))
         )
         out = {}
         for address, conversation_id, date in rows:
