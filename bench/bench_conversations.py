@@ -370,9 +370,9 @@ def derived_columns(registry) -> str | None:
         Message = env["crm.gmail.message"]
         if not hasattr(Message, "_gmail_refresh_shared"):
             return None
-        Message._gmail_refresh_shared(everything=True)
+        Message._gmail_refresh_shared()
         cr.commit()
-    return "crm.gmail.message._gmail_refresh_shared(everything=True)"
+    return "crm.gmail.message._gmail_refresh_shared()"
 
 
 def load(work: Path, port: int, args, state: dict, registry) -> dict:
@@ -866,18 +866,19 @@ def specs(env):
         "crm.gmail.conversation",
         "//field[@name='gmail_conversation_ids']/list",
     )
-    lead = {
-        "display_name": {},
-        "gmail_conversation_count": {},
-        "gmail_empty_state": {},
-        "gmail_has_mailbox": {},
-        "gmail_share_outdated": {},
-        "gmail_share_emails": {},
-        "gmail_conversation_ids": {
-            "fields": lead_list,
-            "limit": lead_limit,
-            "context": {"form_view_ref": "crm_gmail_sync.crm_gmail_conversation_view_form"},
-        },
+    # the page's own fields (those of its embedded list aside) and the stat button's
+    from lxml import etree
+
+    arch = etree.fromstring(env.ref("crm_gmail_sync.crm_lead_view_form").arch_db.encode())
+    page = arch.xpath("//page[@name='gmail_emails']")[0]
+    lead = {"display_name": {}, "gmail_conversation_count": {}}
+    for node in page.iter("field"):
+        if not any(parent.tag == "field" for parent in node.iterancestors()):
+            lead[node.get("name")] = {}
+    lead["gmail_conversation_ids"] = {
+        "fields": lead_list,
+        "limit": lead_limit,
+        "context": {"form_view_ref": "crm_gmail_sync.crm_gmail_conversation_view_form"},
     }
     tab, _ = arch_fields(
         env,

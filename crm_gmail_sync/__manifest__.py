@@ -2,7 +2,7 @@
     "name": "CRM Gmail Sync",
     "summary": "Show every email with a customer on its lead, contact and deal, "
     "fetched from the salesperson's own Gmail or IMAP/POP3 mailbox",
-    "version": "18.0.1.3.0",
+    "version": "18.0.1.4.0",
     "category": "Sales/CRM",
     "license": "LGPL-3",
     "author": "crm_gmail_sync",

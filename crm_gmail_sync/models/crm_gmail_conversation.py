@@ -90,10 +90,10 @@ class CrmGmailConversation(models.Model):
         "res.users", string="Owners", compute="_compute_view", search="_search_owner_ids"
     )
     lead_ids = fields.Many2many(
-        "crm.lead", string="Leads / deals", compute="_compute_view", search="_search_lead_ids"
+        "crm.lead", string="Leads / deals", compute="_compute_links", search="_search_lead_ids"
     )
     partner_ids = fields.Many2many(
-        "res.partner", string="Contacts", compute="_compute_view", search="_search_partner_ids"
+        "res.partner", string="Contacts", compute="_compute_links", search="_search_partner_ids"
     )
     is_mine = fields.Boolean(string="Mine", compute="_compute_view", search="_search_is_mine")
     shared_by = fields.Char(string="Shared by", compute="_compute_view")
@@ -122,10 +122,39 @@ class CrmGmailConversation(models.Model):
             conversation.direction = vals.get("last_direction", False)
             conversation.has_attachments = vals.get("has_attachments", False)
             conversation.owner_ids = [(6, 0, vals.get("owner_ids", []))]
-            conversation.lead_ids = [(6, 0, vals.get("lead_ids", []))]
-            conversation.partner_ids = [(6, 0, vals.get("partner_ids", []))]
             conversation.is_mine = self.env.uid in vals.get("owner_ids", ())
             conversation.shared_by = vals.get("shared_by") or False
+
+    @api.depends_context("uid")
+    def _compute_links(self):
+        """The leads/deals and contacts the readable emails show on (apart from the rest
+        of the list's values: an Emails page does not show them)."""
+        Message = self.env["crm.gmail.message"]
+        emails = {}
+        if self.ids:
+            visible = self._gmail_visible_query([("conversation_id", "in", self.ids)])
+            m = SQL.identifier(visible.table)
+            for conv, email in self.env.execute_query(
+                SQL(
+                    """SELECT DISTINCT %(m)s.conversation_id, a.email FROM %(from)s
+                         JOIN crm_gmail_message_address a ON a.message_id = %(m)s.id
+                          AND (a.role != 'bcc' OR %(m)s.owner_id = %(uid)s)
+                        WHERE %(where)s""",
+                    m=m,
+                    uid=self.env.uid,
+                    **{"from": visible.from_clause, "where": visible.where_clause},
+                )
+            ):
+                emails.setdefault(conv, set()).add(email)
+        links = Message._gmail_links({e for found in emails.values() for e in found})
+        for conversation in self:
+            found = emails.get(conversation.id, ())
+            conversation.lead_ids = [
+                (6, 0, sorted({i for e in found for i in links["leads"].get(e, ())}))
+            ]
+            conversation.partner_ids = [
+                (6, 0, sorted({i for e in found for i in links["partners"].get(e, ())}))
+            ]
 
     @api.depends_context("uid")
     def _compute_message_ids(self):
@@ -138,7 +167,13 @@ class CrmGmailConversation(models.Model):
 
     @api.depends_context("uid")
     def _compute_is_visible(self):
-        visible = set(self._gmail_visible_messages().conversation_id.ids)
+        visible = self._gmail_visible_query([("conversation_id", "in", self.ids)])
+        visible = {
+            conv
+            for (conv,) in self.env.execute_query(
+                visible.select(SQL.identifier(visible.table, "conversation_id"))
+            )
+        }
         for conversation in self:
             conversation.is_visible = conversation.id in visible
 
@@ -169,6 +204,18 @@ class CrmGmailConversation(models.Model):
 
     # ------------------------------------------------------------ ORM
     def _field_to_sql(self, alias, fname, query=None, flush=True):
+        if fname == "last_date" and query is not None:
+            sub = query.make_alias(alias, f"gmail_{fname}")
+            query.add_join(
+                "LEFT JOIN",
+                sub,
+                SQL(
+                    "(SELECT conversation_id, max(date) AS value FROM (%s) v GROUP BY 1)",
+                    self._gmail_rows_sql(),
+                ),
+                SQL("%s = %s", SQL.identifier(sub, "conversation_id"), SQL.identifier(alias, "id")),
+            )
+            return SQL.identifier(sub, "value")
         if fname in AGGREGATES and query is not None:
             sub = query.make_alias(alias, f"gmail_{fname}")
             visible = self._gmail_visible_query()
@@ -226,7 +273,7 @@ class CrmGmailConversation(models.Model):
     def _search_is_visible(self, operator, value):
         if operator not in ("=", "!=") or not isinstance(value, bool):
             raise UserError(self.env._("Unsupported search on %(field)s.", field="is_visible"))
-        domain = self._gmail_where([])
+        domain = [("id", "in", SQL("(SELECT conversation_id FROM (%s) v)", self._gmail_rows_sql()))]
         if (operator == "=") == value:
             return domain
         return ["!", *domain]
@@ -269,7 +316,7 @@ class CrmGmailConversation(models.Model):
 
     def _search_message_ids(self, operator, value):
         if operator == "!=" and value is False:
-            return self._gmail_where([])
+            return self._search_is_visible("=", True)
         if operator not in ("in", "=") or not (
             isinstance(value, Query) or _int_list(value) is not None
         ):
@@ -393,6 +440,12 @@ class CrmGmailConversation(models.Model):
 
     # ------------------------------------------------------------ business
     @api.model
+    def _gmail_rows_sql(self):
+        """SQL ``(conversation_id, date, owner_id, mailbox_id)`` of the emails the real
+        current user may read (also under sudo()), from the covering indexes alone."""
+        return self.env["crm.gmail.message"]._accessible_rows_sql()
+
+    @api.model
     def _gmail_visible_query(self, message_domain=()):
         """A query over the emails the *real* current user may read (also under sudo()),
         unordered, restricted by ``message_domain``."""
@@ -413,16 +466,13 @@ class CrmGmailConversation(models.Model):
     def _gmail_pairs_sql(self, fname):
         """SQL ``(conversation_id, value)`` of the readable emails: their owners, or the
         leads/deals and contacts they show on (records the user may read)."""
-        visible = self._gmail_visible_query()
-        m = SQL.identifier(visible.table)
         if fname == "owner_ids":
             return SQL(
-                "SELECT DISTINCT %s.conversation_id, %s.owner_id AS value FROM %s WHERE %s",
-                m,
-                m,
-                visible.from_clause,
-                visible.where_clause,
+                "SELECT DISTINCT conversation_id, owner_id AS value FROM (%s) v",
+                self._gmail_rows_sql(),
             )
+        visible = self._gmail_visible_query()
+        m = SQL.identifier(visible.table)
         address = SQL(
             """JOIN crm_gmail_message_address a ON a.message_id = %s.id
                 AND (a.role != 'bcc' OR %s.owner_id = %s)""",
@@ -432,9 +482,7 @@ class CrmGmailConversation(models.Model):
         )
         if fname == "partner_ids":
             # as _gmail_links: colleagues are no contact an email is "on"
-            partners = self.env["res.partner"]._search(
-                [("gmail_email_key", "!=", False), ("user_ids", "not any", [("share", "=", False)])]
-            )
+            partners = self.env["crm.gmail.message"]._gmail_contacts_query()
             return SQL(
                 """SELECT DISTINCT %s.conversation_id, p.id AS value FROM %s %s
                      JOIN res_partner p ON p.gmail_email_key = a.email
@@ -467,21 +515,28 @@ class CrmGmailConversation(models.Model):
             leads.subselect(),
         )
 
-    def _gmail_view_data(self):
-        """``{conversation id: values}`` of what the list shows, for the real user: a few
-        queries for the whole page, whatever the number of emails."""
+    def _gmail_visible_rows(self):
+        """:meth:`crm.gmail.message._gmail_rows` of the emails of these conversations the
+        real current user may read, oldest first: one query."""
         if not self.ids:
-            return {}
+            return []
+        visible = self._gmail_visible_query([("conversation_id", "in", self.ids)])
+        return self.env["crm.gmail.message"]._gmail_rows(
+            visible.select(SQL.identifier(visible.table, "id"))
+        )
+
+    def _gmail_view_data(self):
+        """``{conversation id: values}`` of what the list shows, for the real user: two
+        queries for the whole page, whatever the number of emails."""
         Message = self.env["crm.gmail.message"]
-        messages = self._gmail_visible_messages()
-        rows = messages._gmail_rows()
+        rows = self._gmail_visible_rows()
         uid = self.env.uid
         data = {}
         owners = {}
         for row in rows:
             vals = data.setdefault(
                 row["conversation_id"],
-                {"identities": set(), "owner_ids": [], "has_attachments": False, "emails": set()},
+                {"identities": set(), "owner_ids": [], "has_attachments": False},
             )
             vals.setdefault("subject", row["subject"])
             vals["identities"].add(row["identity"])
@@ -493,23 +548,16 @@ class CrmGmailConversation(models.Model):
             owners[row["owner_id"]] = row["owner_name"]
         by_message = {row["id"]: row for row in rows}
         names_by_conv = {}
-        for address in Message._gmail_addresses(list(by_message), uid, by_message):
+        addresses = Message._gmail_addresses(list(by_message), uid, by_message, contact_names=True)
+        for address in addresses:
             conv = by_message[address["message_id"]]["conversation_id"]
-            data[conv]["emails"].add(address["email"])
             names = names_by_conv.setdefault(conv, {})
             if not names.get(address["email"]):
-                names[address["email"]] = address["name"]
-        links = Message._gmail_links({e for vals in data.values() for e in vals["emails"]})
+                names[address["email"]] = address["name"] or address["contact_name"]
         for conv, vals in data.items():
             vals["message_count"] = len(vals.pop("identities"))
             vals["participants"] = ", ".join(
-                name or links["names"].get(email) or email
-                for email, name in names_by_conv.get(conv, {}).items()
-            )
-            emails = vals.pop("emails")
-            vals["lead_ids"] = sorted({lid for e in emails for lid in links["leads"].get(e, ())})
-            vals["partner_ids"] = sorted(
-                {pid for e in emails for pid in links["partners"].get(e, ())}
+                name or email for email, name in names_by_conv.get(conv, {}).items()
             )
             others = [owners[o] for o in vals["owner_ids"] if o != uid]
             vals["shared_by"] = ", ".join(others) or False

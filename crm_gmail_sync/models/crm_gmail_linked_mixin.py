@@ -1,5 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 from ..engine import normalize_email
 
@@ -52,9 +53,7 @@ class CrmGmailLinkedMixin(models.AbstractModel):
         compute="_compute_gmail_conversation_ids",
         help="Technical: the hint the Emails page gives when it has nothing to show.",
     )
-    gmail_has_mailbox = fields.Boolean(
-        string="Has a mailbox", compute="_compute_gmail_conversation_ids"
-    )
+    gmail_has_mailbox = fields.Boolean(string="Has a mailbox", compute="_compute_gmail_has_mailbox")
     gmail_share_emails = fields.Boolean(
         string="Share my emails",
         compute="_compute_gmail_share_emails",
@@ -71,8 +70,25 @@ class CrmGmailLinkedMixin(models.AbstractModel):
     # ------------------------------------------------------------ compute
     @api.depends(lambda self: [self._gmail_email_field])
     def _compute_gmail_email_key(self):
+        # the stored keys before (the database's) and after: the share flags of both
+        ids = [record.id for record in self if isinstance(record.id, int)]
+        keys = set()
+        if ids:
+            keys = {
+                key
+                for (key,) in self.env.execute_query(
+                    SQL(
+                        "SELECT gmail_email_key FROM %s WHERE id = ANY(%s)",
+                        SQL.identifier(self._table),
+                        ids,
+                    )
+                )
+            }
         for record in self:
             record.gmail_email_key = normalize_email(record[self._gmail_email_field]) or False
+            if isinstance(record.id, int):
+                keys.add(record.gmail_email_key)
+        self.env["crm.gmail.message"]._gmail_mark_shared_dirty(keys=keys)
 
     def _gmail_link_keys(self):
         """The current addresses whose emails show on this record."""
@@ -107,9 +123,7 @@ class CrmGmailLinkedMixin(models.AbstractModel):
             if seat
             else {}
         )
-        has_mailbox = seat and bool(
-            self.env["crm.gmail.mailbox"].sudo().search_count([("user_id", "=", user.id)], limit=1)
-        )
+        has_mailbox = None  # asked only for an empty page
         for record in self:
             last = {}
             for key in link_keys[record]:
@@ -119,17 +133,28 @@ class CrmGmailLinkedMixin(models.AbstractModel):
             ordered = sorted(last, key=lambda c: (last[c], c), reverse=True)
             record.gmail_conversation_ids = [(6, 0, ordered)]
             record.gmail_conversation_count = len(ordered)
-            record.gmail_has_mailbox = has_mailbox
             if not seat:
                 record.gmail_empty_state = "no_seat"
             elif not link_keys[record]:
                 record.gmail_empty_state = "no_address"
             elif ordered:
                 record.gmail_empty_state = False
-            elif not has_mailbox:
-                record.gmail_empty_state = "no_mailbox"
             else:
-                record.gmail_empty_state = "no_email"
+                if has_mailbox is None:
+                    has_mailbox = self._gmail_user_has_mailbox()
+                record.gmail_empty_state = "no_email" if has_mailbox else "no_mailbox"
+
+    @api.depends_context("uid")
+    def _compute_gmail_has_mailbox(self):
+        self.gmail_has_mailbox = self._gmail_user_has_mailbox()
+
+    @api.model
+    def _gmail_user_has_mailbox(self):
+        return bool(
+            self.env["crm.gmail.mailbox"]
+            .sudo()
+            .search_count([("user_id", "=", self.env.uid)], limit=1)
+        )
 
     @api.model
     def _gmail_link_depends(self):
@@ -157,6 +182,31 @@ class CrmGmailLinkedMixin(models.AbstractModel):
             record.gmail_share_outdated = keys is not None and not keys >= set(
                 record._gmail_link_keys()
             )
+
+    # ------------------------------------------------------------ ORM
+    def write(self, vals):
+        # a deal's main contact or its type decide whose mail shows (and is shared) on it
+        relinks = self._gmail_relink_fields() & set(vals)
+        if relinks:
+            self._gmail_mark_links_dirty()
+        res = super().write(vals)
+        if relinks:
+            self._gmail_mark_links_dirty()
+        return res
+
+    def unlink(self):
+        self._gmail_mark_links_dirty()  # the record's shares go with it (the database's)
+        return super().unlink()
+
+    @api.model
+    def _gmail_relink_fields(self):
+        """Fields besides the address that change which addresses link to the record."""
+        return set()
+
+    def _gmail_mark_links_dirty(self):
+        self.env["crm.gmail.message"]._gmail_mark_shared_dirty(
+            keys={key for record in self.sudo() for key in record._gmail_link_keys()}
+        )
 
     # ------------------------------------------------------------ actions
     def action_gmail_open_conversations(self):

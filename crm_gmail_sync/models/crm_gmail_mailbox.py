@@ -220,6 +220,7 @@ class CrmGmailMailbox(models.Model):
         if handed_over:
             # Sharing is its owner's choice: the new owner has made none yet.
             handed_over.sudo().write({"visibility": "private"})
+            self.env["crm.gmail.message"]._gmail_mark_shared_dirty(mailbox_ids=handed_over.ids)
         return res
 
     def _guard_visibility(self, visibility):

@@ -12,6 +12,7 @@ from .ir_attachment import STORE_CONTEXT
 from .res_groups import GROUP_SEAT
 
 PARAM_ADMIN_READS_ALL = "crm_gmail_sync.admin_reads_all"
+SHARED_MAILBOXES = SQL("SELECT id FROM crm_gmail_mailbox WHERE visibility = 'shared'")
 
 
 class CrmGmailMessage(models.Model):
@@ -188,7 +189,8 @@ class CrmGmailMessage(models.Model):
         self.env["crm.lead"].flush_model(["gmail_email_key", "partner_id", "type"])
         self.env["res.partner"].flush_model(["gmail_email_key"])
         self.env["crm.gmail.message.address"].flush_model()
-        self.flush_model(["owner_id", "mailbox_id"])
+        self.flush_model(["owner_id", "mailbox_id", "is_shared"])
+        self._gmail_refresh_dirty()
 
     @api.model
     def _accessible_domain(self):
@@ -205,65 +207,73 @@ class CrmGmailMessage(models.Model):
         Conditions on the row itself (not ``id IN (all readable ids)``), so that
         PostgreSQL combines them with the caller's own filters and indexes.
         """
+        mode = self._accessible_mode()
+        if mode == "none":
+            return expression.FALSE_DOMAIN  # without the Mail add-on no synced mail at all
+        domain = [("mailbox_id", "in", self._readable_mailboxes_sql())]
+        if mode == "all":
+            return domain
+        # is_shared: the owner's share covers the email (crm_gmail_message_sharing.py);
+        # the mailbox's visibility is read live, as the owner can switch it at any time
+        return [
+            *domain,
+            "|",
+            ("owner_id", "=", self.env.uid),
+            "&",
+            ("is_shared", "=", True),
+            ("mailbox_id", "in", SQL("(%s)", SHARED_MAILBOXES)),
+        ]
+
+    @api.model
+    def _accessible_rows_sql(self):
+        """SQL ``(conversation_id, date, owner_id, mailbox_id)`` of the emails the current
+        user may read: :meth:`_accessible_domain` as a ``UNION ALL`` of its two branches,
+        the owner's own emails and the others' shared ones, so that each is read from its
+        covering index alone (the ``OR`` of the domain makes PostgreSQL scan the table)."""
+        self._flush_visibility_inputs()
+        columns = SQL("conversation_id, date, owner_id, mailbox_id")
+        mode = self._accessible_mode()
+        if mode == "none":
+            return SQL("SELECT %s FROM crm_gmail_message WHERE FALSE", columns)
+        readable = self._readable_mailboxes_sql()
+        if mode == "all":
+            return SQL("SELECT %s FROM crm_gmail_message WHERE mailbox_id IN %s", columns, readable)
+        return SQL(
+            """SELECT %(columns)s FROM crm_gmail_message
+                WHERE owner_id = %(uid)s AND mailbox_id IN %(readable)s
+               UNION ALL
+               SELECT %(columns)s FROM crm_gmail_message
+                WHERE is_shared AND owner_id != %(uid)s AND mailbox_id IN %(readable)s
+                  AND mailbox_id IN (%(shared)s)""",
+            columns=columns,
+            uid=self.env.uid,
+            readable=readable,
+            shared=SHARED_MAILBOXES,
+        )
+
+    @api.model
+    def _accessible_mode(self):
+        """``"none"`` (no seat: no synced mail), ``"all"`` (a Settings admin with
+        ``crm_gmail_sync.admin_reads_all``) or ``"rule"``."""
+        if self.env.user._is_system() and self.env["ir.config_parameter"].sudo().get_param(
+            PARAM_ADMIN_READS_ALL
+        ) in ("1", "True", "true"):
+            return "all"
+        if not self.env.user._has_group(GROUP_SEAT):
+            return "none"
+        return "rule"
+
+    @api.model
+    def _readable_mailboxes_sql(self):
+        """SQL ``(SELECT id ...)``: the active mailboxes of active owners with a seat."""
         seat_id = self.env["ir.model.data"]._xmlid_to_res_id(GROUP_SEAT)  # cached
-        readable_mailboxes = SQL(
+        return SQL(
             """(SELECT b.id FROM crm_gmail_mailbox b
                   JOIN res_users u ON u.id = b.user_id AND u.active
                  WHERE b.active
                    AND EXISTS (SELECT 1 FROM res_groups_users_rel r
                                 WHERE r.uid = b.user_id AND r.gid = %s))""",
             seat_id,
-        )
-        domain = [("mailbox_id", "in", readable_mailboxes)]
-        if self.env.user._is_system() and self.env["ir.config_parameter"].sudo().get_param(
-            PARAM_ADMIN_READS_ALL
-        ) in ("1", "True", "true"):
-            return domain
-        if not self.env.user._has_group(GROUP_SEAT):
-            return expression.FALSE_DOMAIN  # without the Mail add-on no synced mail at all
-        return [
-            *domain,
-            "|",
-            ("owner_id", "=", self.env.uid),
-            ("id", "in", SQL("(%s)", self._shared_sql())),
-        ]
-
-    @api.model
-    def _share_keys_sql(self):
-        """SQL ``(user_id, email)``: the current addresses each owner shared mail of.
-
-        A share covers the addresses its record had when it was shared (``email_keys``):
-        an address is shared while it is both the record's current one and among those.
-        """
-        return SQL(
-            """SELECT s.user_id, l.gmail_email_key AS email
-                 FROM crm_gmail_share s JOIN crm_lead l ON l.id = s.lead_id
-                WHERE l.gmail_email_key = ANY(string_to_array(s.email_keys, ' '))
-               UNION
-               SELECT s.user_id, p.gmail_email_key
-                 FROM crm_gmail_share s JOIN crm_lead l ON l.id = s.lead_id
-                 JOIN res_partner p ON p.id = l.partner_id
-                WHERE l.type = 'opportunity'
-                  AND p.gmail_email_key = ANY(string_to_array(s.email_keys, ' '))
-               UNION
-               SELECT s.user_id, p.gmail_email_key
-                 FROM crm_gmail_share s JOIN res_partner p ON p.id = s.partner_id
-                WHERE p.gmail_email_key = ANY(string_to_array(s.email_keys, ' '))"""
-        )
-
-    @api.model
-    def _shared_sql(self):
-        """SQL: the ids of the emails shared with others. Only the choice of the mailbox
-        that belongs to the email's owner counts: a mailbox handed to another user shares
-        none of its earlier owner's mail, whatever the new owner chooses."""
-        return SQL(
-            """SELECT a.message_id
-                 FROM (%s) k
-                 JOIN crm_gmail_message_address a ON a.email = k.email AND a.role != 'bcc'
-                 JOIN crm_gmail_message sm ON sm.id = a.message_id AND sm.owner_id = k.user_id
-                 JOIN crm_gmail_mailbox sb ON sb.id = sm.mailbox_id AND sb.visibility = 'shared'
-                  AND sb.user_id = sm.owner_id""",
-            self._share_keys_sql(),
         )
 
     @api.model
@@ -376,13 +386,12 @@ class CrmGmailMessage(models.Model):
                 out.setdefault(address, {})[conversation_id] = date
         return out
 
-    def _gmail_rows(self):
-        """The values the conversation list reads of these emails (a superuser recordset
-        the caller already restricted to what the user may read), in their order: one
-        query."""
-        if not self:
-            return []
-        rows = self.env.execute_query_dict(
+    @api.model
+    def _gmail_rows(self, ids_sql):
+        """The values the conversation list reads of the emails whose ids the SQL
+        ``ids_sql`` selects (the caller restricted it to what the user may read), oldest
+        first: one query."""
+        return self.env.execute_query_dict(
             SQL(
                 """SELECT m.id, m.conversation_id, m.subject, m.date, m.direction, m.owner_id,
                           m.has_attachments,
@@ -391,24 +400,34 @@ class CrmGmailMessage(models.Model):
                      FROM crm_gmail_message m
                      JOIN res_users u ON u.id = m.owner_id
                      JOIN res_partner p ON p.id = u.partner_id
-                    WHERE m.id = ANY(%s)""",
-                self.ids,
+                    WHERE m.id IN (%s)
+                    ORDER BY m.date, m.id""",
+                ids_sql,
             )
         )
-        order = {mid: index for index, mid in enumerate(self.ids)}
-        rows.sort(key=lambda row: order[row["id"]])
-        return rows
 
     @api.model
-    def _gmail_addresses(self, message_ids, uid, rows_by_id):
+    def _gmail_addresses(self, message_ids, uid, rows_by_id, contact_names=False):
         """The participants of these (readable) emails, Bcc only of the user's own: one
-        query."""
+        query. With ``contact_names``, a participant without a name in the email gets
+        the name of its contact (``contact_name``, among those the user may read)."""
         if not message_ids:
             return []
+        contact = SQL("NULL")
+        if contact_names:
+            contact = SQL(
+                """CASE WHEN COALESCE(a.name, '') = '' THEN
+                       (SELECT c.name FROM res_partner c
+                         WHERE c.gmail_email_key = a.email AND c.id IN %s
+                         ORDER BY c.id LIMIT 1) END""",
+                self._gmail_contacts_query().subselect(),
+            )
         rows = self.env.execute_query_dict(
             SQL(
-                """SELECT message_id, email, name, role FROM crm_gmail_message_address
-                    WHERE message_id = ANY(%s) ORDER BY message_id, id""",
+                """SELECT a.message_id, a.email, a.name, a.role, %s AS contact_name
+                     FROM crm_gmail_message_address a
+                    WHERE a.message_id = ANY(%s) ORDER BY a.message_id, a.id""",
+                contact,
                 message_ids,
             )
         )
@@ -417,6 +436,18 @@ class CrmGmailMessage(models.Model):
             for row in rows
             if row["role"] != "bcc" or rows_by_id[row["message_id"]]["owner_id"] == uid
         ]
+
+    @api.model
+    def _gmail_contacts_query(self, emails=None):
+        """The contacts (the current user may read) emails are "on": those with an
+        address (among ``emails``), colleagues aside (as for the customer test of the
+        sync)."""
+        return self.env["res.partner"]._search(
+            [
+                ("gmail_email_key", "in", emails) if emails else ("gmail_email_key", "!=", False),
+                ("user_ids", "not any", [("share", "=", False)]),
+            ]
+        )
 
     @api.model
     def _gmail_links(self, emails):
@@ -436,30 +467,28 @@ class CrmGmailMessage(models.Model):
                 ("partner_id.gmail_email_key", "in", emails),
             ]
         )
-        # colleagues are no contact an email is "on" (as for the customer test of the sync)
-        partners = self.env["res.partner"]._search(
-            [("gmail_email_key", "in", emails), ("user_ids", "not any", [("share", "=", False)])]
-        )
+        partners = self._gmail_contacts_query(emails)
         wanted = set(emails)
-        for lead_id, own, contact in self.env.execute_query(
+        for kind, record_id, own, contact, name in self.env.execute_query(
             SQL(
-                """SELECT l.id, l.gmail_email_key,
-                          CASE WHEN l.type = 'opportunity' THEN p.gmail_email_key END
+                """SELECT 'lead', l.id, l.gmail_email_key,
+                          CASE WHEN l.type = 'opportunity' THEN p.gmail_email_key END, NULL
                      FROM crm_lead l LEFT JOIN res_partner p ON p.id = l.partner_id
-                    WHERE l.id IN %s""",
+                    WHERE l.id IN %s
+                   UNION ALL
+                   SELECT 'partner', id, gmail_email_key, NULL, name
+                     FROM res_partner WHERE id IN %s
+                    ORDER BY 1, 2""",
                 leads.subselect(),
-            )
-        ):
-            for key in {own, contact} & wanted:
-                out["leads"].setdefault(key, []).append(lead_id)
-        for partner_id, key, name in self.env.execute_query(
-            SQL(
-                "SELECT id, gmail_email_key, name FROM res_partner WHERE id IN %s ORDER BY id",
                 partners.subselect(),
             )
         ):
-            out["partners"].setdefault(key, []).append(partner_id)
-            out["names"].setdefault(key, name)
+            if kind == "lead":
+                for key in {own, contact} & wanted:
+                    out["leads"].setdefault(key, []).append(record_id)
+            else:
+                out["partners"].setdefault(own, []).append(record_id)
+                out["names"].setdefault(own, name)
         return out
 
     def _gmail_share_note(self):
@@ -469,14 +498,8 @@ class CrmGmailMessage(models.Model):
         mailboxes = self.mapped("mailbox_id")
         if all(box.visibility == "private" for box in mailboxes):
             return self.env._("Private mailbox: only you see these emails.")
-        shared = self.env.execute_query(
-            SQL(
-                "SELECT count(*) FROM (%s) s WHERE s.message_id = ANY(%s)",
-                self._shared_sql(),
-                self.ids,
-            )
-        )[0][0]
-        if shared:
+        self._gmail_refresh_dirty()
+        if any(m.is_shared and m.mailbox_id.visibility == "shared" for m in self):
             return self.env._(
                 'Shared: colleagues see your emails here, as you ticked "Share my emails" '
                 "on the lead, deal or contact."
@@ -521,6 +544,7 @@ class CrmGmailMessage(models.Model):
             self.env.cr.execute("LOCK TABLE ir_attachment IN ROW EXCLUSIVE MODE")
             # written so that a crash or a full disk cannot cost an email: ir_attachment.py
             self.env["ir.attachment"].with_context(**{STORE_CONTEXT: True}).create(attachment_vals)
+        self._gmail_refresh_shared(SQL("SELECT unnest(%s::int[])", records.ids))
         # last: the assignment holds a lock on conversations until the batch's commit
         self.env["crm.gmail.conversation.key"]._gmail_assign(records)
         return records

@@ -52,15 +52,28 @@ class CrmGmailShare(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         self._guard_own_choice()
-        return super().create(vals_list)
+        shares = super().create(vals_list)
+        shares._gmail_mark_dirty()
+        return shares
 
     def write(self, vals):
         self._guard_own_choice()
-        return super().write(vals)
+        self._gmail_mark_dirty()
+        res = super().write(vals)
+        self._gmail_mark_dirty()
+        return res
 
     def unlink(self):
         self._guard_own_choice()
+        self._gmail_mark_dirty()
         return super().unlink()
+
+    def _gmail_mark_dirty(self):
+        """The emails of these shares' addresses are to be flagged again (see
+        crm_gmail_message_sharing.py)."""
+        self.env["crm.gmail.message"]._gmail_mark_shared_dirty(
+            keys={key for share in self for key in (share.email_keys or "").split()}
+        )
 
     @api.model
     def _guard_own_choice(self):
@@ -112,4 +125,6 @@ class CrmGmailShare(models.Model):
     def _own_shares(self, records, field):
         """The current user's shares on ``records`` (read as superuser: the rows are
         nobody else's business, and the rule would hide nothing of the user's own)."""
-        return self.sudo().search([("user_id", "=", self.env.uid), (field, "in", records.ids)])
+        return self.sudo().search_fetch(
+            [("user_id", "=", self.env.uid), (field, "in", records.ids)], [field, "email_keys"]
+        )

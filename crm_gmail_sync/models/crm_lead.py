@@ -15,5 +15,9 @@ class CrmLead(models.Model):
         return keys
 
     @api.model
+    def _gmail_relink_fields(self):
+        return {*super()._gmail_relink_fields(), "type", "partner_id"}
+
+    @api.model
     def _gmail_link_depends(self):
         return [*super()._gmail_link_depends(), "type", "partner_id.gmail_email_key"]

@@ -12,6 +12,7 @@ from . import (
     test_own_addresses,
     test_privacy_http,
     test_scheduler,
+    test_sharing_flag,
     test_sync,
     test_sync_robustness,
     test_ui,
