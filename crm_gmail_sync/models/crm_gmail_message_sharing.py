@@ -42,8 +42,7 @@ class CrmGmailMessage(models.Model):
         string="Shared by its owner",
         readonly=True,
         copy=False,
-        help="Technical: the owner shared a record this email shows on (kept up to date "
-        "by the sync; see crm_gmail_message_sharing.py).",
+        help="Technical: the owner shared a lead, deal or contact this email shows on.",
     )
 
     # ------------------------------------------------------------ ORM
