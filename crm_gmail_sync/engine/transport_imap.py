@@ -585,3 +585,20 @@ class ImapTransport:
         data = self._call(self.conn.uid, "FETCH", uid_set(uids), "(UID BODY.PEEK[])")
         # an expunged message answers ``BODY[] NIL``: left out, the caller reports it removed
         return {item.uid: item.data for item in parse_fetch(data) if item.has_body}
+
+    # ------------------------------------------------------------ the Sent copy
+    def sent_folder(self) -> str | None:
+        """The Sent folder (``\\Sent`` special use, else a known name), or None."""
+        folders = self.sync_folders()
+        return folders[1] if len(folders) > 1 else None
+
+    def append(self, folder: str, raw: bytes, when: dt.datetime | None = None) -> None:
+        """Store ``raw`` in ``folder``, marked read (an email we sent is no unread mail)."""
+        stamp = imaplib.Time2Internaldate((when or dt.datetime.now(dt.timezone.utc)).timestamp())
+        self._call(self.conn.append, quote(folder), "(\\Seen)", stamp, raw)
+
+    def find_message_id(self, folder: str, message_id: str) -> list[int]:
+        """The UIDs of the emails with this Message-ID in ``folder`` (opened read-only:
+        no flag changes)."""
+        self.examine(folder)
+        return self.search("HEADER", "Message-ID", quote(message_id))
