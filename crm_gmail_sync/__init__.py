@@ -1,1 +1,4 @@
-from . import models  # noqa: F401
+from . import (
+    models,  # noqa: F401
+    wizard,  # noqa: F401
+)

@@ -15,6 +15,7 @@
         "views/crm_gmail_mailbox_views.xml",
         "views/crm_gmail_message_views.xml",
         "views/crm_gmail_conversation_views.xml",
+        "views/crm_gmail_composer_views.xml",
         "views/crm_lead_views.xml",
         "views/res_partner_views.xml",
         "views/res_users_views.xml",

@@ -6,7 +6,8 @@ its users and XOAUTH2 for its tokens. Each accepted email is a :class:`Received`
 (envelope sender, recipients, the bytes as the server got them). Behaviours for failure
 tests: ``refuse`` (``{address: "550 ..."}`` at RCPT), ``data_reply`` (the answer to the
 message), ``drop_after_data`` (keeps the message, then cuts the connection before
-answering: the client cannot know it was accepted).
+answering: the client cannot know it was accepted); ``on_received`` is called with each
+accepted email (to file it in a Sent folder, as Gmail does).
 """
 
 from __future__ import annotations
@@ -74,10 +75,11 @@ class _Handler:
         behaviour = self.server.behaviour
         if behaviour.data_reply and not behaviour.data_reply.startswith("2"):
             return behaviour.data_reply
+        received = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
         with self.server.lock:
-            self.server.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
-            )
+            self.server.received.append(received)
+        if self.server.on_received:
+            self.server.on_received(received)
         if behaviour.drop_after_data:
             server.transport.abort()  # accepted, but the client never hears it
             return "250 2.0.0 OK"
@@ -115,6 +117,7 @@ class SmtpServer:
         self.tokens = dict(tokens or {})
         self.received: list[Received] = []
         self.behaviour = Behaviour()
+        self.on_received = None  # called with each accepted Received (in the server's thread)
         self.lock = threading.Lock()
         self.port = free_port()
         kwargs = {}

@@ -19,6 +19,7 @@ from . import (
     crm_gmail_message,
     crm_gmail_message_address,
     crm_gmail_message_sharing,
+    crm_gmail_outbox,
     crm_gmail_scheduler,
     crm_gmail_share,
     crm_gmail_sink,

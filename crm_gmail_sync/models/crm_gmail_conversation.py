@@ -104,6 +104,12 @@ class CrmGmailConversation(models.Model):
         help="Technical: search conversations by the text of their emails.",
     )
     share_note = fields.Char(string="Sharing", compute="_compute_share_note")
+    outbox_ids = fields.Many2many(
+        "crm.gmail.message",
+        string="Not sent yet",
+        compute="_compute_outbox_ids",
+        help="Your emails of this conversation that are queued, being sent or failed.",
+    )
     cards_html = fields.Html(
         string="Emails of the conversation", compute="_compute_cards_html", sanitize=False
     )
@@ -155,6 +161,21 @@ class CrmGmailConversation(models.Model):
             conversation.partner_ids = [
                 (6, 0, sorted({i for e in found for i in links["partners"].get(e, ())}))
             ]
+
+    @api.depends_context("uid")
+    def _compute_outbox_ids(self):
+        Message = self.env["crm.gmail.message"]
+        outbox = Message.search(
+            [
+                ("conversation_id", "in", self.ids),
+                ("owner_id", "=", self.env.uid),
+                ("send_state", "in", ("queued", "sending", "failed")),
+            ]
+        )
+        for conversation in self:
+            conversation.outbox_ids = outbox.filtered(
+                lambda m, c=conversation: m.conversation_id == c
+            )
 
     @api.depends_context("uid")
     def _compute_message_ids(self):
@@ -428,6 +449,35 @@ class CrmGmailConversation(models.Model):
         ]
 
     # ------------------------------------------------------------ actions
+    def action_gmail_reply(self):
+        return self._gmail_reply_action("reply")
+
+    def action_gmail_reply_all(self):
+        return self._gmail_reply_action("reply_all")
+
+    def _gmail_reply_action(self, mode):
+        """A reply to the conversation's latest email the user can read (not one of their
+        own emails still on its way)."""
+        self.ensure_one()
+        latest = self.env["crm.gmail.message"].search(
+            [
+                ("conversation_id", "=", self.id),
+                "|",
+                ("send_state", "=", False),
+                ("send_state", "=", "sent"),
+            ],
+            order="date desc, id desc",
+            limit=1,
+        )
+        if not latest:
+            raise UserError(self.env._("There is no email to reply to in this conversation."))
+        return latest._gmail_compose_action(mode)
+
+    @api.model
+    def action_gmail_compose(self):
+        """The composer for a new email (the Emails tab's "Compose")."""
+        return self.env["crm.gmail.message"]._gmail_compose_action("new")
+
     def action_open(self):
         self.ensure_one()
         return {

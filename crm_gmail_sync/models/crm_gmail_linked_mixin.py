@@ -221,6 +221,11 @@ class CrmGmailLinkedMixin(models.AbstractModel):
         action["context"] = {}
         return action
 
+    def action_gmail_compose(self):
+        """ "Send email": the composer, To being this record's address."""
+        self.ensure_one()
+        return self.env["crm.gmail.message"]._gmail_compose_action("new", self)
+
     def action_gmail_my_mailbox(self):
         return self.env["crm.gmail.mailbox"].action_open_my_mailbox()
 

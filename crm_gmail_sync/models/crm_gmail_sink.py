@@ -186,6 +186,10 @@ class CrmGmailMailbox(models.Model):
         self.ensure_one()
         messages_model = self.env["crm.gmail.message"].sudo()
         outcomes = batch.outcomes
+        # the Sent copies of emails sent from Odoo become those emails (crm_gmail_outbox.py)
+        batch = dataclasses.replace(
+            batch, messages=messages_model._gmail_adopt_sent(self, batch.messages)
+        )
         try:
             with self.env.cr.savepoint():
                 messages = messages_model._create_from_engine(self, batch.messages, owner)

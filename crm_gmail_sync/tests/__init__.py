@@ -9,6 +9,7 @@ from . import (
     test_licence,
     test_lifecycle,
     test_linking,
+    test_outbox,
     test_own_addresses,
     test_privacy_http,
     test_scheduler,

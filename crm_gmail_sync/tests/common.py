@@ -34,8 +34,12 @@ def load_pure_test_module(filename):
     path = PURE_TESTS / filename
     if not path.exists():
         return None
-    spec = importlib.util.spec_from_file_location(f"crm_gmail_sync_pure_{path.stem}", path)
+    name = f"crm_gmail_sync_pure_{path.stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

@@ -1,0 +1,2 @@
+# ruff: noqa: F401
+from . import crm_gmail_composer
