@@ -843,20 +843,42 @@ def show_queries(figure: Figure) -> None:
 
 def arch_fields(env, xmlid: str, model: str, xpath: str):
     """``(spec, limit)`` of the fields under ``xpath`` in the view's arch, as the web client
-    builds it (relational fields with their ``display_name``)."""
+    builds it (relational fields with their ``display_name``, an embedded list with its
+    own fields)."""
     from lxml import etree
 
     arch = etree.fromstring(env.ref(xmlid).arch_db.encode())
     node = arch.xpath(xpath)[0]
+    return _node_spec(env, model, node), int(node.get("limit") or 80)
+
+
+def _node_spec(env, model: str, node) -> dict:
     spec = {}
     for f in node.iter("field"):
+        if _inside(f, node):
+            continue
         name = f.get("name")
         if name in spec:
             continue
-        ftype = env[model]._fields[name].type
-        relational = ftype in ("many2one", "many2many", "one2many")
-        spec[name] = {"fields": {"display_name": {}}} if relational else {}
-    return spec, int(node.get("limit") or 80)
+        field = env[model]._fields[name]
+        sub = f.find("list")
+        if sub is not None:
+            spec[name] = {"fields": _node_spec(env, field.comodel_name, sub)}
+        elif field.type in ("many2one", "many2many", "one2many"):
+            spec[name] = {"fields": {"display_name": {}}}
+        else:
+            spec[name] = {}
+    return spec
+
+
+def _inside(field, node) -> bool:
+    """Whether ``field`` is inside another field (an embedded view) below ``node``."""
+    parent = field.getparent()
+    while parent is not None and parent is not node:
+        if parent.tag == "field":
+            return True
+        parent = parent.getparent()
+    return False
 
 
 def specs(env):

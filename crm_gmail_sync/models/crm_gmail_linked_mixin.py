@@ -185,8 +185,13 @@ class CrmGmailLinkedMixin(models.AbstractModel):
 
     # ------------------------------------------------------------ ORM
     def write(self, vals):
+        if "gmail_email_key" in vals and not self.env.su:
+            # derived from the address: written directly it would move the record's mail
+            raise UserError(
+                self.env._("Change the record's email address instead of its normalised form.")
+            )
         # a deal's main contact or its type decide whose mail shows (and is shared) on it
-        relinks = self._gmail_relink_fields() & set(vals)
+        relinks = (self._gmail_relink_fields() | {"gmail_email_key"}) & set(vals)
         if relinks:
             self._gmail_mark_links_dirty()
         res = super().write(vals)

@@ -26,12 +26,35 @@ The dirty emails are recomputed in one ``UPDATE`` before anything reads the rule
 that no reader, in this transaction or another, ever sees a flag older than the data it
 derives from. A daily scheduled action recomputes every flag as a safety net for changes
 made outside the ORM.
+
+Two transactions at once: each computes flags from its own snapshot, so an unshare (or an
+address change) and a sync storing mail of that address could each commit a result the
+other's change makes wrong. Every recomputation therefore also writes one row per address
+it decided about in ``crm.gmail.share.address`` (the changed addresses, and the shared
+ones among the emails it flagged): two transactions deciding about the same address then
+write the same row, PostgreSQL lets only the first commit, and the other is retried from
+a fresh snapshot (Odoo retries the request; the sync stores the batch again in its next
+run). Two syncs of the same *shared* customer at once conflict in the same way.
 """
 
 from odoo import api, fields, models
 from odoo.tools import SQL
 
 DIRTY = "crm_gmail_sync.shared_dirty"
+
+
+class CrmGmailShareAddress(models.Model):
+    """An address whose sharing some transaction decided about: the row two concurrent
+    decisions about the same address both write, so that one of them is retried."""
+
+    _name = "crm.gmail.share.address"
+    _description = "Shared address (technical)"
+    _log_access = False
+
+    email = fields.Char(required=True, readonly=True)
+    decisions = fields.Integer(readonly=True)
+
+    _sql_constraints = [("email_uniq", "unique(email)", "One row per address.")]
 
 
 class CrmGmailMessage(models.Model):
@@ -99,13 +122,14 @@ class CrmGmailMessage(models.Model):
                     sorted(dirty["mailboxes"]),
                 )
             )
-        self._gmail_refresh_shared(SQL(" UNION ").join(touched))
+        self._gmail_refresh_shared(SQL(" UNION ").join(touched), keys=dirty["keys"])
 
     @api.model
-    def _gmail_refresh_shared(self, touched=None):
+    def _gmail_refresh_shared(self, touched=None, keys=()):
         """Recompute the flag of the emails whose ids the SQL ``touched`` selects (all of
-        them when None): one statement, writing only the rows whose flag changes.
-        Returns the number of rows changed."""
+        them when None): one statement, writing only the rows whose flag changes, and the
+        ``crm.gmail.share.address`` rows of ``keys`` (the changed addresses) and of the
+        shared addresses among the touched emails. Returns the number of flags changed."""
         self._gmail_flush_sharing_inputs()
         if touched is None:
             touched = SQL("SELECT id FROM crm_gmail_message")
@@ -116,7 +140,15 @@ class CrmGmailMessage(models.Model):
                             SELECT a.message_id, a.email
                               FROM touched t JOIN crm_gmail_message_address a
                                 ON a.message_id = t.id AND a.role != 'bcc'),
-                        share_keys AS MATERIALIZED (%(keys)s),
+                        share_keys AS MATERIALIZED (%(share_keys)s),
+                        decided AS (
+                            INSERT INTO crm_gmail_share_address AS d (email, decisions)
+                            SELECT email, 1 FROM (
+                                SELECT email FROM share_keys
+                                 UNION SELECT unnest(%(keys)s::varchar[])) e
+                             ORDER BY email
+                            ON CONFLICT (email) DO UPDATE SET decisions = d.decisions + 1
+                            RETURNING 1),
                         now_shared AS (
                             SELECT DISTINCT p.message_id AS id
                               FROM parts p
@@ -129,7 +161,8 @@ class CrmGmailMessage(models.Model):
                      FROM touched t LEFT JOIN now_shared n ON n.id = t.id
                     WHERE m.id = t.id AND (m.is_shared IS TRUE) != (n.id IS NOT NULL)""",
                 touched=touched,
-                keys=self._share_keys_sql(SQL("SELECT email FROM parts")),
+                share_keys=self._share_keys_sql(SQL("SELECT email FROM parts")),
+                keys=sorted({key for key in keys if key}),
             )
         )
         changed = self.env.cr.rowcount

@@ -1,6 +1,7 @@
 # ruff: noqa: F401
 from . import (
     test_access,
+    test_composer_ui,
     test_conversation_leaks,
     test_conversation_ui,
     test_conversations,
@@ -14,6 +15,7 @@ from . import (
     test_privacy_http,
     test_scheduler,
     test_sharing_flag,
+    test_sharing_races,
     test_sync,
     test_sync_robustness,
     test_ui,

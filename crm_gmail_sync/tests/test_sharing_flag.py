@@ -2,6 +2,7 @@
 computed from: after each one, a colleague reads exactly what a from-scratch computation
 allows, and the flags equal a full recomputation (crm_gmail_message_sharing.py)."""
 
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tools import SQL
 
@@ -110,6 +111,14 @@ class TestSharingFlag(GmailSyncCommon):
             [make_raw("olivia@ourco.test", "chris@acme.test", subject="Later reply")],
         )
         self.assertEqual(self.seen(), {"To contact", "Later reply"})
+
+    def test_the_normalised_key_is_not_written_directly(self):
+        self.share(self.contact)
+        self.assertEqual(self.seen(), {"To contact"})
+        with self.assertRaisesText(UserError, "email address instead"):
+            self.contact.with_user(self.user_colleague).write({"gmail_email_key": "zz@else.test"})
+        self.contact.sudo().write({"gmail_email_key": "zz@else.test"})  # server code: marked
+        self.assertEqual(self.seen(), set())
 
     def test_flags_written_before_the_commit(self):
         self.share(self.contact)
