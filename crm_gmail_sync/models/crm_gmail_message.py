@@ -238,13 +238,16 @@ class CrmGmailMessage(models.Model):
         readable = self._readable_mailboxes_sql()
         if mode == "all":
             return SQL("SELECT %s FROM crm_gmail_message WHERE mailbox_id IN %s", columns, readable)
+        # "mailbox_id + 0": the mailboxes are a filter on the index's rows, never a way in
+        # (a misestimated mailbox list would make PostgreSQL read every shared mailbox's
+        # emails from the table instead of the small partial index)
         return SQL(
             """SELECT %(columns)s FROM crm_gmail_message
-                WHERE owner_id = %(uid)s AND mailbox_id IN %(readable)s
+                WHERE owner_id = %(uid)s AND mailbox_id + 0 IN %(readable)s
                UNION ALL
                SELECT %(columns)s FROM crm_gmail_message
-                WHERE is_shared AND owner_id != %(uid)s AND mailbox_id IN %(readable)s
-                  AND mailbox_id IN (%(shared)s)""",
+                WHERE is_shared AND owner_id != %(uid)s AND mailbox_id + 0 IN %(readable)s
+                  AND mailbox_id + 0 IN (%(shared)s)""",
             columns=columns,
             uid=self.env.uid,
             readable=readable,
