@@ -4,7 +4,7 @@
     python3 tools/screenshots.py      # writes docs/*.png
 
 Signs in as the demo admin, then captures the Emails tab, the first conversation with an
-inline image, and a deal's Emails page, through Chromium's DevTools protocol
+inline image, a deal's Emails page and its composer, through Chromium's DevTools protocol
 (``websocket-client``, as Odoo's own browser tests).
 """
 
@@ -151,6 +151,16 @@ def main():
         browser.js("document.querySelector('.o_notebook').scrollIntoView()")
         time.sleep(0.5)
         browser.shot(out / "deal-emails-page.png")
+        # the composer, from the deal's Emails page ("Send email": To is the deal's address)
+        browser.js("document.querySelector('button[name=action_gmail_compose]').click()")
+        browser.wait_for(".modal .o_field_widget[name=email_to] input")
+        browser.js(
+            "const s = document.querySelector('.modal .o_field_widget[name=subject] input');"
+            "s.value = 'Our offer for the new warehouse';"
+            "s.dispatchEvent(new Event('input', {bubbles: true}));"
+        )
+        time.sleep(1)
+        browser.shot(out / "composer.png")
     finally:
         browser.close()
 

@@ -32,8 +32,12 @@ class CrmGmailComposer(models.TransientModel):
     _description = "Write an email from your mailbox"
 
     # ------------------------------------------------------------ fields
+    # shown only: sending always takes the current user's own mailbox (_gmail_user_mailbox)
     mailbox_id = fields.Many2one(
-        "crm.gmail.mailbox", string="From", compute="_compute_mailbox_id", readonly=True
+        "crm.gmail.mailbox",
+        string="From",
+        default=lambda self: self._gmail_user_mailbox(),
+        readonly=True,
     )
     res_model = fields.Char(string="Record model", readonly=True)
     res_id = fields.Integer(string="Record", readonly=True)
@@ -55,14 +59,6 @@ class CrmGmailComposer(models.TransientModel):
         string="Use template",
         domain="[('model', '=', res_model)]",
     )
-
-    # ------------------------------------------------------------ compute
-    @api.depends_context("uid")
-    def _compute_mailbox_id(self):
-        mailbox = (
-            self.env["crm.gmail.mailbox"].sudo().search([("user_id", "=", self.env.uid)], limit=1)
-        )
-        self.mailbox_id = mailbox
 
     # ------------------------------------------------------------ ORM
     @api.model
@@ -97,7 +93,7 @@ class CrmGmailComposer(models.TransientModel):
         user = self.env.user
         if not user._crm_gmail_has_seat():
             raise UserError(self.env._("You need a Mail add-on seat to send emails from Odoo."))
-        mailbox = self.mailbox_id
+        mailbox = self._gmail_user_mailbox()  # never another user's, whatever the form says
         if not mailbox:
             raise UserError(
                 self.env._("Connect your mailbox first: emails go out through your own Gmail.")
@@ -149,6 +145,13 @@ class CrmGmailComposer(models.TransientModel):
         }
 
     # ------------------------------------------------------------ business
+    @api.model
+    def _gmail_user_mailbox(self):
+        """The current user's active mailbox (superuser: its secret is read to send)."""
+        return (
+            self.env["crm.gmail.mailbox"].sudo().search([("user_id", "=", self.env.uid)], limit=1)
+        )
+
     @api.model
     def _gmail_record_address(self, record):
         if record._name == "crm.lead":
