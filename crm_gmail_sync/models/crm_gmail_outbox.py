@@ -299,23 +299,31 @@ class CrmGmailMessage(models.Model):
                 }
             )
             messages -= deferred
-        copies = []
+        copies, attempted = [], self.browse()
         try:
             with SmtpTransport(self._gmail_smtp_account(mailbox)) as smtp:
                 for message in messages:
+                    attempted |= message
                     try:
                         self._gmail_send_one(smtp, message)
                     except SendError as exc:
                         self._gmail_failed(message, exc)
-                        if not smtp.conn:  # the session went: the rest next time
+                        if not smtp.conn:  # the session went: the rest in the next run
                             break
                     else:
                         copies.append(message)
                     if commit:
                         self.env.cr.commit()
-        except SendError as exc:  # connecting or logging in
-            for message in messages.filtered(lambda m: m.send_state == "sending"):
+        except SendError as exc:  # connecting or logging in: no email was handed over
+            for message in messages - attempted:
+                message.send_attempts += 1  # so that the retries back off
                 self._gmail_failed(message, exc)
+            attempted = messages
+        # never tried (the session went): queued again, not "sending" (which would read as
+        # an unknown outcome)
+        (messages - attempted).write(
+            {"send_state": "queued", "send_after": fields.Datetime.now() + dt.timedelta(minutes=1)}
+        )
         if copies and not self._gmail_files_sent_itself(mailbox):
             self._gmail_append_sent(mailbox, copies)
         if commit:

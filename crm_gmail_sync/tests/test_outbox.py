@@ -221,6 +221,18 @@ class TestOutbox(DovecotCommon):
         self.assertIn("Sent folder", message.failure_reason)
         self.assertEqual(len(self.smtp.received), 1)
 
+    def test_the_rest_of_a_lost_session_is_queued_again_not_unknown(self):
+        first = self.queue("chris@acme.test", "First")
+        second = self.queue("chris@acme.test", "Second")
+        self.smtp.behaviour.drop_after_data = True
+        self.run_send()
+        self.assertEqual((first.send_state, first.failure_type), ("failed", "unknown"))
+        self.assertEqual((second.send_state, second.failure_type), ("queued", False))
+        self.smtp.behaviour.drop_after_data = False
+        self.run_send(later=120)
+        self.assertEqual(second.send_state, "sent")
+        self.assertEqual([r.data.count(b"Subject: First") for r in self.smtp.received], [1, 0])
+
     # ------------------------------------------------------------ helpers
     def queue(self, to, subject):
         form = self.compose(self.user_owner)
