@@ -35,7 +35,7 @@ fetchmail subset take most of it). Sections:
    of them with one customer) are inserted in one shared mailbox; a lead, a deal and a contact
    with that customer's address are shared by the owner. What the web client does when the
    form opens is timed: ``web_read`` with the page's field spec (``gmail_share_emails`` and
-   ``gmail_message_ids`` with the list subview's fields and the list's ``limit`` from the view
+   ``gmail_conversation_ids`` with the list subview's fields and the list's ``limit`` from the view
    arch), cache invalidated before each call, as the owner and as a colleague who sees the
    shared mail; server time (median) and SQL queries (``cr.sql_log_count``).
 3. **Linking and visibility queries** on the same data (median over ``--rounds``).
@@ -454,18 +454,19 @@ def page_spec(env, xmlid):
     from lxml import etree
 
     arch = etree.fromstring(env.ref(xmlid).arch_db.encode())
-    node = arch.xpath("//field[@name='gmail_message_ids']")[0]
+    node = arch.xpath("//field[@name='gmail_conversation_ids']")[0]
     sub = node.find("list")
     limit = int(sub.get("limit") or 40)
     fields = {}
     for f in sub.iter("field"):
         name = f.get("name")
-        ftype = env["crm.gmail.message"]._fields[name].type
-        fields[name] = {"fields": {"display_name": {}}} if ftype == "many2one" else {}
+        ftype = env["crm.gmail.conversation"]._fields[name].type
+        relational = ftype in ("many2one", "many2many")
+        fields[name] = {"fields": {"display_name": {}}} if relational else {}
     return {
         "display_name": {},
         "gmail_share_emails": {},
-        "gmail_message_ids": {"fields": fields, "limit": limit, "context": {}},
+        "gmail_conversation_ids": {"fields": fields, "limit": limit, "context": {}},
     }, limit
 
 
@@ -536,6 +537,7 @@ def run_pages(env, args):
            SELECT id, email_from, 'from' FROM crm_gmail_message WHERE mailbox_id = %s""",
         [mailbox.id],
     )
+    env["crm.gmail.conversation.key"]._gmail_assign_all()  # as the upgrade does
     cr.execute("ANALYZE crm_gmail_message")
     cr.execute("ANALYZE crm_gmail_message_address")
     fill_t = time.perf_counter() - start
@@ -550,8 +552,9 @@ def run_pages(env, args):
     lead_spec, limit = page_spec(env, "crm_gmail_sync.crm_lead_view_form")
     partner_spec, _ = page_spec(env, "crm_gmail_sync.view_partner_form")
     print(
-        f"web_read(spec) of the form's Emails page: gmail_share_emails + gmail_message_ids "
-        f"with the list's {len(lead_spec['gmail_message_ids']['fields'])} fields, limit {limit} "
+        f"web_read(spec) of the form's Emails page: gmail_share_emails + gmail_conversation_ids "
+        f"with the list's {len(lead_spec['gmail_conversation_ids']['fields'])} fields, "
+        f"limit {limit} "
         f"(the view's <list limit>); cache cleared before each call; median of {rounds}"
     )
     print(f"{'':<58} {'server time':>12} {'SQL queries':>12} {'(1st call)':>10}   ids  rows read")
@@ -565,7 +568,7 @@ def run_pages(env, args):
             t, q, res, q1 = measure(env, lambda rec=rec, spec=spec: rec.web_read(spec), rounds)
             if args.show_queries:
                 show_queries(env, lambda rec=rec, spec=spec: rec.web_read(spec))
-            rows = res[0]["gmail_message_ids"]
+            rows = res[0]["gmail_conversation_ids"]
             loaded = sum(1 for row in rows if len(row) > 1)
             print(
                 f"{f'[{label}] {what}':<58} {t * 1000:9.1f} ms {q:12d} {f'({q1})':>10}"

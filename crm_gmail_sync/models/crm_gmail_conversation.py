@@ -592,7 +592,7 @@ class CrmGmailConversation(models.Model):
             vals["identities"].add(row["identity"])
             vals["last_date"] = row["date"]
             vals["last_direction"] = row["direction"]
-            vals["has_attachments"] |= row["has_attachments"]
+            vals["has_attachments"] |= bool(row["has_attachments"])  # NULL before 18.0.1.3.0
             if row["owner_id"] not in vals["owner_ids"]:
                 vals["owner_ids"].append(row["owner_id"])
             owners[row["owner_id"]] = row["owner_name"]

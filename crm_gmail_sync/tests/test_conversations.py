@@ -260,6 +260,31 @@ class TestConversations(GmailSyncCommon):
             .conversation_id
         )
 
+    def test_emails_from_before_the_upgrade_list_and_get_their_sharing_flag(self):
+        self.mailbox_owner.visibility = "shared"
+        self.contact.with_user(self.user_owner).gmail_share_emails = True
+        message = self.store(
+            self.mailbox_owner, [make_raw("chris@acme.test", "olivia@ourco.test", "Old one")]
+        )
+        self.env.flush_all()
+        # columns added by later versions are NULL in rows stored before them
+        self.env.cr.execute("UPDATE crm_gmail_message SET has_attachments = NULL, is_shared = NULL")
+        self.env.invalidate_all()
+        conversation = message.conversation_id.with_user(self.user_owner)
+        self.assertEqual(
+            conversation.read(["subject", "has_attachments"])[0],
+            {"id": conversation.id, "subject": "Old one", "has_attachments": False},
+        )
+        colleague = self.env["crm.gmail.message"].with_user(self.user_colleague)
+        self.assertFalse(colleague.search([("id", "=", message.id)]))
+        migration = Path(__file__).parents[1] / "migrations" / "18.0.1.4.0" / "post-migrate.py"
+        spec = importlib.util.spec_from_file_location("crm_gmail_sync_migrate_1_4", migration)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.migrate(self.env.cr, "18.0.1.3.0")  # what the upgrade runs
+        self.env.invalidate_all()
+        self.assertEqual(colleague.search([("id", "=", message.id)]), message)
+
     def test_a_colleague_sees_only_what_they_may_read_of_a_conversation(self):
         conversation = self._mixed_conversation()
         Conversation = self.env["crm.gmail.conversation"]
