@@ -544,6 +544,7 @@ def run_pages(env, args):
     for record in (contact, lead, deal):
         record.with_user(owner).gmail_share_emails = True
     env.flush_all()
+    env["crm.gmail.message"]._flush_visibility_inputs()  # the flags of the shared emails
 
     print(
         f"== 2. Emails page with {linked} linked emails ({total} emails in the database, one "

@@ -37,10 +37,16 @@ a fresh snapshot (Odoo retries the request; the sync stores the batch again in i
 run). Two syncs of the same *shared* customer at once conflict in the same way.
 """
 
+import logging
+
+import psycopg2.errors
 from odoo import api, fields, models
-from odoo.tools import SQL
+from odoo.tools import SQL, mute_logger
+
+_logger = logging.getLogger(__name__)
 
 DIRTY = "crm_gmail_sync.shared_dirty"
+ANALYZE_AFTER = 1000  # flags changed at once: the table's statistics are refreshed
 
 
 class CrmGmailShareAddress(models.Model):
@@ -168,7 +174,27 @@ class CrmGmailMessage(models.Model):
         changed = self.env.cr.rowcount
         if changed:
             self.invalidate_model(["is_shared"])
+        if changed >= ANALYZE_AFTER:
+            self._gmail_analyze_flags()
         return changed
+
+    @api.model
+    def _gmail_analyze_flags(self):
+        """Refresh PostgreSQL's statistics of the flag after a large change (sharing a big
+        customer, the upgrade): the rule's plans rest on how many emails are shared, and
+        autovacuum waits for a tenth of the table to change. Skipped rather than waited
+        for when an autovacuum holds the table."""
+        cr = self.env.cr
+        cr.execute("SHOW lock_timeout")
+        timeout = cr.fetchone()[0]
+        try:
+            with cr.savepoint(flush=False), mute_logger("odoo.sql_db"):
+                cr.execute("SELECT set_config('lock_timeout', '200ms', true)")
+                cr.execute("ANALYZE crm_gmail_message (is_shared, owner_id, mailbox_id)")
+        except psycopg2.errors.LockNotAvailable:
+            _logger.info("crm_gmail_sync: statistics of the sharing flag left to autovacuum")
+        finally:
+            cr.execute("SELECT set_config('lock_timeout', %s, true)", [timeout])
 
     @api.model
     def _share_keys_sql(self, emails):

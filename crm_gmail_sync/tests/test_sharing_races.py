@@ -80,6 +80,11 @@ class TestSharingRaces(TransactionCase):
             env["res.users"].browse([self.ids["owner"], self.ids["colleague"]]).write(
                 {"active": False}
             )
+            # the conversations of the removed emails, so that other tests count only theirs
+            cr.execute(
+                """DELETE FROM crm_gmail_conversation c WHERE NOT EXISTS
+                       (SELECT 1 FROM crm_gmail_message m WHERE m.conversation_id = c.id)"""
+            )
 
     def store(self, env, sender, subject):
         mailbox = env["crm.gmail.mailbox"].browse(self.ids["mailbox"])
