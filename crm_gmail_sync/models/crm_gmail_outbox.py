@@ -43,6 +43,7 @@ from ..engine.outgoing import (
     check_limits,
     envelope_recipients,
     make_message_id,
+    reply_references,
 )
 from ..engine.transport_imap import ImapTransport
 from ..engine.transport_smtp import SEND_UNKNOWN, SendError, SmtpTransport
@@ -207,8 +208,6 @@ class CrmGmailMessage(models.Model):
         sender = Address(mailbox.email.strip(), user.name or "")
         references, in_reply_to = [], ""
         if parent and parent.message_id_header:
-            from ..engine.outgoing import reply_references
-
             in_reply_to = parent.message_id_header
             references = reply_references(
                 parent.message_id_header, (parent.references or "").split()
@@ -237,11 +236,7 @@ class CrmGmailMessage(models.Model):
         claimed = self._gmail_claim_due()
         if commit:
             self.env.cr.commit()
-        by_mailbox = {}
-        for message in claimed:
-            by_mailbox.setdefault(message.mailbox_id, self.browse())
-            by_mailbox[message.mailbox_id] |= message
-        for mailbox, messages in by_mailbox.items():
+        for mailbox, messages in claimed.grouped("mailbox_id").items():
             self._gmail_send_mailbox(mailbox, messages, commit)
         return len(claimed)
 
@@ -394,7 +389,8 @@ class CrmGmailMessage(models.Model):
         """Emails whose last attempt may have been accepted: sent when the Sent folder
         holds them (a server that files sent mail itself, as Gmail); sent again when it
         does not. Elsewhere nobody can tell: they wait for the user (never twice)."""
-        if not self._gmail_files_sent_itself(mailbox) or not self._gmail_imap_account(mailbox):
+        account = self._gmail_imap_account(mailbox)
+        if not self._gmail_files_sent_itself(mailbox) or not account:
             messages.write(
                 {
                     "send_state": "failed",
@@ -407,7 +403,7 @@ class CrmGmailMessage(models.Model):
             )
             return
         try:
-            with ImapTransport(self._gmail_imap_account(mailbox)) as imap:
+            with ImapTransport(account) as imap:
                 folder = imap.sent_folder()
                 found = self.browse(
                     [

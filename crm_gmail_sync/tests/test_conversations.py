@@ -18,6 +18,15 @@ from ..engine import Batch, Outcome, SyncState, normalize_set, parse_message
 from .common import GmailSyncCommon, make_raw
 
 
+def run_migration(cr, version, installed):
+    """Run the addon's post-migrate script of ``version`` as an upgrade from ``installed``."""
+    path = Path(__file__).parents[1] / "migrations" / version / "post-migrate.py"
+    spec = importlib.util.spec_from_file_location(f"crm_gmail_sync_migrate_{version}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.migrate(cr, installed)
+
+
 class _Rollback(Exception):
     pass
 
@@ -200,11 +209,7 @@ class TestConversations(GmailSyncCommon):
         self.env.cr.execute("DELETE FROM crm_gmail_conversation_key")
         self.env.cr.execute("DELETE FROM crm_gmail_conversation")
         self.env.invalidate_all()
-        migration = Path(__file__).parents[1] / "migrations" / "18.0.1.3.0" / "post-migrate.py"
-        spec = importlib.util.spec_from_file_location("crm_gmail_sync_migrate_1_3", migration)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.migrate(self.env.cr, "18.0.1.2.0")  # what the upgrade runs
+        run_migration(self.env.cr, "18.0.1.3.0", "18.0.1.2.0")  # what the upgrade runs
         self.env.invalidate_all()
         self.assertEqual(
             (self.partition(self.mailbox_colleague), self.partition(self.mailbox_owner)), expected
@@ -277,11 +282,7 @@ class TestConversations(GmailSyncCommon):
         )
         colleague = self.env["crm.gmail.message"].with_user(self.user_colleague)
         self.assertFalse(colleague.search([("id", "=", message.id)]))
-        migration = Path(__file__).parents[1] / "migrations" / "18.0.1.4.0" / "post-migrate.py"
-        spec = importlib.util.spec_from_file_location("crm_gmail_sync_migrate_1_4", migration)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.migrate(self.env.cr, "18.0.1.3.0")  # what the upgrade runs
+        run_migration(self.env.cr, "18.0.1.4.0", "18.0.1.3.0")  # what the upgrade runs
         self.env.invalidate_all()
         self.assertEqual(colleague.search([("id", "=", message.id)]), message)
 
